@@ -1,0 +1,37 @@
+"""Exceptions raised for bad input, each naming where the problem is and how to fix it."""
+
+from __future__ import annotations
+
+import warnings
+
+
+class SpreadjaxError(Exception):
+    """Base class of every error spreadjax raises on purpose."""
+
+
+class InputError(SpreadjaxError, ValueError):
+    """Bad user input (a config, a data file, an argument): the CLI exits with code 2."""
+
+
+class ConfigError(InputError):
+    """A config file or mapping is invalid; the message names the file, key and value."""
+
+
+class DataError(InputError):
+    """A data file is invalid; the message names the file, row, column and value."""
+
+
+class ModelError(InputError):
+    """A model specification is inconsistent (unknown name, cycle, bad expression)."""
+
+
+def warn(message: str, category: type[Warning] = UserWarning) -> None:
+    """Warn with the stack level of the first frame outside spreadjax."""
+    import sys
+
+    frame = sys._getframe(1)
+    level = 2
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("spreadjax"):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level - 1)

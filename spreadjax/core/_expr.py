@@ -1,0 +1,162 @@
+"""Equations as small, safe expressions: parsed once, evaluated with jax.numpy or numpy.
+
+An equation is a Python-syntax arithmetic expression over the model's names (parameters,
+stocks, auxiliaries, flows, schedules and the time ``t`` in years), for example
+``"unaware * recognition * (push * reach * p + q * exposure)"``. Only arithmetic,
+comparisons, conditionals (``a if cond else b``, evaluated as ``where``) and the functions in
+:data:`FUNCTIONS` are allowed: no attribute access, subscripts, lambdas or imports. Parsing is
+static (done once when a model is built); evaluation happens while tracing, so it costs nothing
+at run time.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .._errors import ModelError
+
+#: Functions an equation may call, with their meaning. Each is bound to the array module
+#: (``jax.numpy`` or ``numpy``) at evaluation time.
+FUNCTIONS: dict[str, str] = {
+    "exp": "exponential",
+    "log": "natural logarithm",
+    "sqrt": "square root",
+    "abs": "absolute value",
+    "min": "elementwise minimum of two values",
+    "max": "elementwise maximum of two values",
+    "clip": "clip(x, lower, upper)",
+    "where": "where(condition, a, b)",
+    "step": "step(height, start): height once t >= start, else 0",
+    "pulse": "pulse(start, width): 1 while start <= t < start + width, else 0",
+    "ramp": "ramp(slope, start, end): slope * (t - start) between start and end, flat after",
+    "safe_div": "safe_div(a, b): a / b, and 0 where b == 0",
+    "network": "network(x): sum over peers j of weight[i, j] * x[j], per site i (0 without a network)",
+    "site_sum": "site_sum(x): sum of x over all sites, broadcast back to each site",
+    "site_mean": "site_mean(x): mean of x over all sites, broadcast back to each site",
+}
+
+_BINOPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)
+_CMPOPS = (ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq)
+_ALLOWED = (
+    ast.Expression, ast.BinOp, ast.UnaryOp, ast.USub, ast.UAdd, ast.Not, ast.Compare,
+    ast.BoolOp, ast.And, ast.Or, ast.IfExp, ast.Call, ast.Name, ast.Load, ast.Constant,
+    *_BINOPS, *_CMPOPS,
+)
+
+
+class _Rewrite(ast.NodeTransformer):
+    """Turn Python's short-circuit constructs into elementwise array calls."""
+
+    def visit_IfExp(self, node: ast.IfExp) -> ast.AST:
+        self.generic_visit(node)
+        return ast.Call(ast.Name("where", ast.Load()), [node.test, node.body, node.orelse], [])
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> ast.AST:
+        self.generic_visit(node)
+        fn = "_and" if isinstance(node.op, ast.And) else "_or"
+        out = node.values[0]
+        for value in node.values[1:]:
+            out = ast.Call(ast.Name(fn, ast.Load()), [out, value], [])
+        return out
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.op, ast.Not):
+            return ast.Call(ast.Name("_not", ast.Load()), [node.operand], [])
+        return node
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A parsed equation. ``names`` are the model names it reads (functions excluded)."""
+
+    source: str
+    names: frozenset[str]
+    code: Any  # a compiled code object; compared by source only
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Expression) and other.source == self.source
+
+    def __hash__(self) -> int:
+        return hash(self.source)
+
+    def __call__(self, env: Mapping[str, Any], functions: Mapping[str, Callable]) -> Any:
+        return eval(self.code, {"__builtins__": {}, **functions}, env)  # noqa: S307 - validated AST
+
+
+@functools.lru_cache(maxsize=4096)
+def parse(source: str | float | int, where: str = "equation") -> Expression:
+    """Parse and validate one equation; ``where`` names it in error messages."""
+    if isinstance(source, bool) or not isinstance(source, (str, int, float)):
+        raise ModelError(f"{where}: expected an expression string or a number, got {source!r}")
+    text = repr(float(source)) if not isinstance(source, str) else source.strip()
+    if not text:
+        raise ModelError(f"{where}: the equation is empty")
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError as exc:
+        raise ModelError(f"{where}: cannot parse {text!r}: {exc.msg}") from None
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, _ALLOWED):
+            raise ModelError(f"{where}: {type(node).__name__} is not allowed in {text!r}")
+        if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float)):
+            raise ModelError(f"{where}: only numeric constants are allowed in {text!r}")
+        if isinstance(node, ast.Compare) and len(node.ops) != 1:
+            raise ModelError(f"{where}: chained comparisons are not allowed in {text!r}")
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+                fn = getattr(node.func, "id", ast.unparse(node.func))
+                raise ModelError(
+                    f"{where}: unknown function {fn!r} in {text!r}; known: {', '.join(FUNCTIONS)}"
+                )
+            if node.keywords:
+                raise ModelError(f"{where}: keyword arguments are not allowed in {text!r}")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and not (
+            node.id in FUNCTIONS and _is_called(tree, node)
+        ):
+            names.add(node.id)
+    tree = ast.fix_missing_locations(_Rewrite().visit(tree))
+    code = compile(tree, f"<{where}>", "eval")
+    return Expression(text, frozenset(names), code)
+
+
+def _is_called(tree: ast.AST, name: ast.Name) -> bool:
+    return any(isinstance(n, ast.Call) and n.func is name for n in ast.walk(tree))
+
+
+def functions(xp: Any, t: Any, network: Callable[[Any], Any] | None) -> dict[str, Callable]:
+    """Bind :data:`FUNCTIONS` to an array module ``xp`` at time ``t`` (years)."""
+
+    def coupling(x):
+        return xp.zeros_like(x) if network is None else network(x)
+
+    def safe_div(a, b):
+        safe = xp.where(b == 0, 1, b)
+        return xp.where(b == 0, 0 * a, a / safe)
+
+    return {
+        "exp": xp.exp,
+        "log": xp.log,
+        "sqrt": xp.sqrt,
+        "abs": xp.abs,
+        "min": xp.minimum,
+        "max": xp.maximum,
+        "clip": xp.clip,
+        "where": xp.where,
+        "step": lambda height, start: xp.where(t >= start, height, 0 * height),
+        "pulse": lambda start, width: xp.where((t >= start) & (t < start + width), 1.0, 0.0),
+        "ramp": lambda slope, start, end: slope * (xp.clip(t, start, end) - start),
+        "safe_div": safe_div,
+        "network": coupling,
+        "site_sum": lambda x: xp.sum(x, axis=-1, keepdims=True) + 0 * x,
+        "site_mean": lambda x: xp.mean(x, axis=-1, keepdims=True) + 0 * x,
+        "_and": xp.logical_and,
+        "_or": xp.logical_or,
+        "_not": xp.logical_not,
+    }

@@ -1,0 +1,169 @@
+"""The scan driver: integrate a compiled model and keep only the requested outputs.
+
+A :class:`Simulation` is static structure (model, output times, step, solver, outputs, mode) and a
+pure function of dynamic arrays ``(params, network, key)``. It works under ``jit``, ``vmap`` and
+``grad``; :func:`simulate` jits it once per structure. Fixed-step solvers run a nested
+``lax.scan``: the outer scan over output times, the inner one over the steps between two outputs,
+so memory grows with the number of outputs, not of steps.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._errors import ModelError
+from ._compile import CompiledModel, Params
+from ._solvers import RK4, Adaptive, Euler
+from ._stochastic import binomial_step
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """What to simulate, and which outputs to keep.
+
+    ts: output times in years (the first may equal ``t0``); dt: step in years (fixed-step
+    solvers integrate on the grid ``t0 + k dt``, which must contain every output time);
+    outputs: names to save (stocks, delays, smooths, auxiliaries, flows, schedules);
+    stochastic: integer counts with binomial transitions (Euler-type steps of ``dt``).
+    Calling it returns ``{name: (time, site) array}``.
+    """
+
+    model: CompiledModel
+    ts: tuple[float, ...]
+    dt: float
+    outputs: tuple[str, ...]
+    solver: Euler | RK4 | Adaptive = RK4()
+    t0: float | None = None
+    stochastic: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ts", tuple(float(t) for t in self.ts))
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+        if self.t0 is None:
+            object.__setattr__(self, "t0", self.ts[0] if self.ts else 0.0)
+        if not self.ts:
+            raise ModelError("simulation: no output times")
+        if not np.all(np.diff(self.ts) > 0) or self.ts[0] < self.t0:
+            raise ModelError(f"simulation: output times must increase from t0={self.t0}")
+        if not (self.dt > 0 and np.isfinite(self.dt)):
+            raise ModelError(f"simulation: dt must be a positive number of years, got {self.dt}")
+        unknown = [o for o in self.outputs if o not in self.model.outputs]
+        if unknown:
+            raise ModelError(
+                f"simulation: unknown output(s) {', '.join(unknown)}; known: {', '.join(self.model.outputs)}"
+            )
+        if self.stochastic and isinstance(self.solver, Adaptive):
+            raise ModelError("simulation: stochastic mode steps with a fixed dt; choose 'euler', not 'adaptive'")
+        if not isinstance(self.solver, Adaptive):
+            self.save_steps  # validates the grid
+
+    @functools.cached_property
+    def save_steps(self) -> np.ndarray:
+        """Step index (from ``t0``) of each output time; raises if one is off the dt grid."""
+        k = np.round((np.asarray(self.ts) - self.t0) / self.dt)
+        off = np.abs(k * self.dt - (np.asarray(self.ts) - self.t0)) > 1e-6 * max(1.0, abs(self.ts[-1]))
+        if np.any(off):
+            bad = np.asarray(self.ts)[off][0]
+            raise ModelError(
+                f"simulation: output time {bad:g} is not on the step grid t0 + k*dt "
+                f"(t0={self.t0:g}, dt={self.dt:g}); choose output times that are multiples of dt"
+            )
+        return k.astype(np.int64)
+
+    @property
+    def n_steps(self) -> int:
+        """Number of integration steps (fixed-step solvers)."""
+        return int(self.save_steps[-1])
+
+    def __call__(self, params: Params, network: Any = None, key: Any = None) -> dict[str, Any]:
+        """Run once: ``{output: (time, site)}`` arrays in the dtype of ``params``."""
+        if self.stochastic and key is None:
+            raise ModelError("simulation: stochastic mode needs a PRNG key")
+        y0 = self.model.init(params, self.t0)
+        if isinstance(self.solver, Adaptive):
+            return self._adaptive(y0, params, network)
+        return self._fixed(y0, params, network, key)
+
+    # -- fixed steps ----------------------------------------------------------------------
+    def _fixed(self, y0: Any, params: Params, network: Any, key: Any) -> dict[str, Any]:
+        dtype = y0.dtype
+        dt = jnp.asarray(self.dt, dtype)
+        t0 = jnp.asarray(self.t0, dtype)
+        model = self.model
+
+        def f(t, y):
+            return model.rhs(t, y, params, network)
+
+        def step(y, i):
+            t = t0 + i.astype(dtype) * dt
+            if self.stochastic:
+                return binomial_step(model, jax.random.fold_in(key, i), t, y, params, network, self.dt)
+            return self.solver.step(f, t, y, dt)
+
+        def save(t, y):
+            env = model.evaluate(t, y, params, network)
+            return {name: env[name] for name in self.outputs}
+
+        steps = self.save_steps
+        gaps = np.diff(np.concatenate([[0], steps]))
+        first_at_t0 = gaps[0] == 0
+        gaps = gaps[1:] if first_at_t0 else gaps
+        starts = steps[1:] - gaps if first_at_t0 else steps - gaps
+        width = int(gaps.max()) if gaps.size else 0
+        uniform = bool(gaps.size) and bool(np.all(gaps == width))
+
+        def interval(y, start_gap):
+            start, gap = start_gap
+
+            def inner(y, j):
+                y_next = step(y, start + j)
+                return (y_next if uniform else jnp.where(j < gap, y_next, y)), None
+
+            y, _ = jax.lax.scan(inner, y, jnp.arange(width))
+            t = t0 + (start + gap).astype(dtype) * dt
+            return y, save(t, y)
+
+        outs = []
+        if first_at_t0:
+            outs.append(jax.tree.map(lambda a: a[None], save(t0, y0)))
+        if gaps.size:
+            _, saved = jax.lax.scan(interval, y0, (jnp.asarray(starts), jnp.asarray(gaps)))
+            outs.append(saved)
+        return jax.tree.map(lambda *a: jnp.concatenate(a), *outs) if len(outs) > 1 else outs[0]
+
+    # -- adaptive steps -------------------------------------------------------------------
+    def _adaptive(self, y0: Any, params: Params, network: Any) -> dict[str, Any]:
+        import diffrax
+
+        model = self.model
+        term = diffrax.ODETerm(lambda t, y, args: model.rhs(t, y, params, network))
+        ts = jnp.asarray(self.ts, y0.dtype)
+        sol = diffrax.diffeqsolve(
+            term,
+            self.solver.diffrax_solver(),
+            t0=self.t0,
+            t1=self.ts[-1],
+            dt0=self.dt,
+            y0=y0,
+            saveat=diffrax.SaveAt(ts=ts),
+            stepsize_controller=diffrax.PIDController(rtol=self.solver.rtol, atol=self.solver.atol),
+            max_steps=self.solver.max_steps,
+        )
+        env = jax.vmap(lambda t, y: {n: model.evaluate(t, y, params, network)[n] for n in self.outputs})
+        return env(ts, sol.ys)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _run(sim: Simulation, params: Params, network: Any, key: Any) -> dict[str, Any]:
+    return sim(params, network, key)
+
+
+def simulate(sim: Simulation, params: Params, network: Any = None, key: Any = None) -> dict[str, Any]:
+    """Run ``sim`` compiled once per :class:`Simulation`; new parameter values never recompile."""
+    return _run(sim, params, network, key)

@@ -1,0 +1,227 @@
+"""The declarative stock-and-flow vocabulary: static, hashable model structure.
+
+A :class:`Model` lists parameters, stocks, flows, auxiliaries, higher-order (Erlang) delays,
+smooths and time-varying schedules. Equations are expression strings (see ``_expr``). Nothing here
+holds numbers that change between runs except parameter *defaults*; values live in a parameter
+PyTree built by :meth:`CompiledModel.params`. Time is in years; rates are per year.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .._errors import ModelError
+from ._expr import FUNCTIONS, parse
+
+#: Names every equation may read besides the model's own.
+RESERVED = frozenset({"t"}) | frozenset(FUNCTIONS)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A named constant, one value per site. ``lower``/``upper`` bound valid values."""
+
+    name: str
+    default: float
+    units: str = "1"
+    doc: str = ""
+    lower: float = float("-inf")
+    upper: float = float("inf")
+    lever: bool = False  # a named multiplicative enhancer/inhibitor that scenarios change
+
+
+@dataclass(frozen=True)
+class Stock:
+    """A level integrated over time. ``counted`` stocks hold people or organisations: their
+    flows become binomial draws in stochastic mode, and they sum to the population."""
+
+    name: str
+    init: str | float = 0.0
+    units: str = "1"
+    doc: str = ""
+    counted: bool = True
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A rate (units of the stocks per year) moving content from ``source`` to ``sink``.
+
+    Either end may be ``None`` (a cloud outside the model) or the name of a stock or delay.
+    A flow out of a delay draws on the delay's last stage; a flow into one enters its first.
+    """
+
+    name: str
+    rate: str | float
+    source: str | None = None
+    sink: str | None = None
+    units: str = "1/yr"
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Auxiliary:
+    """A named intermediate quantity computed from other names at each instant."""
+
+    name: str
+    equation: str | float
+    units: str = "1"
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Delay:
+    """A material delay of Erlang ``order`` and mean residence ``time`` (years).
+
+    It holds ``order`` internal stages; ``name`` reads its total content and ``<name>_exit`` its
+    natural outflow rate ``order * last_stage / time``. ``init`` is the initial total content,
+    spread evenly over the stages. Order 0 is not allowed: route the flow straight to the sink.
+    """
+
+    name: str
+    time: str | float
+    order: int = 3
+    init: str | float = 0.0
+    units: str = "1"
+    doc: str = ""
+    counted: bool = True
+
+
+@dataclass(frozen=True)
+class Smooth:
+    """An information delay: exponential smoothing of ``input`` over ``time`` years, of
+    ``order`` (1 = SMOOTH, 3 = SMOOTH3). ``name`` reads the smoothed value."""
+
+    name: str
+    input: str | float
+    time: str | float
+    order: int = 1
+    init: str | float | None = None  # initial smoothed value, a parameter expression (required)
+    units: str = "1"
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A time-varying input given by breakpoints ``times`` (years) and ``values``.
+
+    ``interpolation`` is ``"step"`` (value holds until the next breakpoint, the
+    system-dynamics convention for programme funding) or ``"linear"``. Before the first
+    breakpoint the first value holds; after the last, the last value. Times and values are
+    run-time parameters (``params[name]["times"]``, ``params[name]["values"]``), so a scenario
+    that moves or rescales them never recompiles; their number is structural.
+    """
+
+    name: str
+    times: tuple[float, ...]
+    values: tuple[float, ...]
+    interpolation: str = "step"
+    units: str = "1"
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Model:
+    """A whole stock-and-flow model. Build with tuples; validated on creation."""
+
+    name: str
+    parameters: tuple[Parameter, ...] = ()
+    stocks: tuple[Stock, ...] = ()
+    flows: tuple[Flow, ...] = ()
+    auxiliaries: tuple[Auxiliary, ...] = ()
+    delays: tuple[Delay, ...] = ()
+    smooths: tuple[Smooth, ...] = ()
+    schedules: tuple[Schedule, ...] = ()
+    doc: str = ""
+    population: str | None = None  # parameter that counted stocks sum to, if any
+    attrs: tuple[tuple[str, str], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        for attr in ("parameters", "stocks", "flows", "auxiliaries", "delays", "smooths", "schedules"):
+            object.__setattr__(self, attr, tuple(getattr(self, attr)))
+        _validate(self)
+
+    @property
+    def names(self) -> dict[str, str]:
+        """Every name the model defines, mapped to its kind."""
+        kinds = {}
+        for kind in ("parameters", "stocks", "flows", "auxiliaries", "delays", "smooths", "schedules"):
+            for el in getattr(self, kind):
+                kinds[el.name] = kind[:-1] if kind != "auxiliaries" else "auxiliary"
+        for d in self.delays:
+            kinds[f"{d.name}_exit"] = "auxiliary"
+        return kinds
+
+    def parameter(self, name: str) -> Parameter:
+        for p in self.parameters:
+            if p.name == name:
+                return p
+        raise ModelError(f"model {self.name!r} has no parameter {name!r}")
+
+    def levers(self) -> tuple[str, ...]:
+        """Names of the parameters flagged as levers (enhancers and inhibitors)."""
+        return tuple(p.name for p in self.parameters if p.lever)
+
+
+def _validate(model: Model) -> None:
+    seen: dict[str, str] = {}
+    groups = ("parameters", "stocks", "flows", "auxiliaries", "delays", "smooths", "schedules")
+    for kind in groups:
+        for el in getattr(model, kind):
+            where = f"model {model.name!r}: {kind[:-1]} {el.name!r}"
+            if not el.name.isidentifier() or el.name.startswith("_"):
+                raise ModelError(f"{where}: names must be identifiers not starting with '_'")
+            if el.name in RESERVED:
+                raise ModelError(f"{where}: {el.name!r} is reserved (time or a function name)")
+            if el.name in seen:
+                raise ModelError(f"{where}: the name is already used by a {seen[el.name]}")
+            seen[el.name] = kind[:-1]
+    for d in model.delays:
+        if f"{d.name}_exit" in seen:
+            raise ModelError(f"model {model.name!r}: {d.name}_exit clashes with the delay {d.name!r}")
+        if not isinstance(d.order, int) or d.order < 1:
+            raise ModelError(f"model {model.name!r}: delay {d.name!r}: order must be an integer >= 1, got {d.order!r}")
+    for s in model.smooths:
+        if not isinstance(s.order, int) or s.order < 1:
+            raise ModelError(f"model {model.name!r}: smooth {s.name!r}: order must be an integer >= 1, got {s.order!r}")
+        if s.init is None:
+            raise ModelError(f"model {model.name!r}: smooth {s.name!r}: give an init expression")
+    for sc in model.schedules:
+        where = f"model {model.name!r}: schedule {sc.name!r}"
+        if len(sc.times) != len(sc.values) or not sc.times:
+            raise ModelError(f"{where}: times and values must be non-empty and of equal length")
+        if any(b < a for a, b in zip(sc.times, sc.times[1:])):
+            raise ModelError(f"{where}: times must not decrease, got {list(sc.times)}")
+        if sc.interpolation not in ("step", "linear"):
+            raise ModelError(f"{where}: interpolation must be 'step' or 'linear', got {sc.interpolation!r}")
+    containers = {s.name for s in model.stocks} | {d.name for d in model.delays}
+    for f in model.flows:
+        for end in (f.source, f.sink):
+            if end is not None and end not in containers:
+                raise ModelError(
+                    f"model {model.name!r}: flow {f.name!r}: {end!r} is not a stock or delay"
+                )
+        if f.source is None and f.sink is None:
+            raise ModelError(f"model {model.name!r}: flow {f.name!r} needs a source or a sink")
+    if model.population is not None and model.population not in {p.name for p in model.parameters}:
+        raise ModelError(f"model {model.name!r}: population {model.population!r} is not a parameter")
+    # Every name an equation reads must exist; state-only equations are checked in _compile.
+    known = set(seen) | {f"{d.name}_exit" for d in model.delays} | RESERVED
+    params = {p.name for p in model.parameters} | {"t"} | set(FUNCTIONS)
+    for kind, attr_names in (
+        ("stocks", ("init",)), ("flows", ("rate",)), ("auxiliaries", ("equation",)),
+        ("delays", ("time", "init")), ("smooths", ("input", "time", "init")),
+    ):
+        for el in getattr(model, kind):
+            for attr in attr_names:
+                expr = parse(getattr(el, attr), f"model {model.name!r}: {kind[:-1]} {el.name!r}.{attr}")
+                unknown = expr.names - known
+                if unknown:
+                    raise ModelError(
+                        f"model {model.name!r}: {kind[:-1]} {el.name!r}.{attr}: unknown name(s) "
+                        f"{', '.join(sorted(unknown))} in {expr.source!r}"
+                    )
+                if attr == "init" and expr.names - params:
+                    raise ModelError(
+                        f"model {model.name!r}: {kind[:-1]} {el.name!r}.init may read only parameters, "
+                        f"not {', '.join(sorted(expr.names - params))}"
+                    )
