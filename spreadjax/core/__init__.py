@@ -20,3 +20,28 @@ from ._spec import Parameter as Parameter
 from ._spec import Schedule as Schedule
 from ._spec import Smooth as Smooth
 from ._spec import Stock as Stock
+from ._dataset import to_dataset as to_dataset
+
+__all__ = [
+    "CompiledModel",
+    "compile_model",
+    "DenseNetwork",
+    "SparseNetwork",
+    "dense_network",
+    "sparse_network",
+    "Simulation",
+    "simulate",
+    "RK4",
+    "Adaptive",
+    "Euler",
+    "make_solver",
+    "Auxiliary",
+    "Delay",
+    "Flow",
+    "Model",
+    "Parameter",
+    "Schedule",
+    "Smooth",
+    "Stock",
+    "to_dataset",
+]

@@ -1,0 +1,131 @@
+"""The ``spreadjax`` command line: a thin typer app over the public API.
+
+Bad input exits with code 2 and one line naming the file, key or value; no traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from ._errors import InputError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Model the spread and adoption of good practice across health and care systems.",
+)
+err = Console(stderr=True)
+out = Console()
+
+ConfigArg = Annotated[Path, typer.Argument(help="TOML config file.", show_default=False)]
+
+
+def _error_line(exc: Exception) -> Text:
+    return Text("error: ", style="bold red") + Text(str(exc))
+
+
+def _fail(exc: Exception) -> None:
+    err.print(_error_line(exc), highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def check(config: ConfigArg) -> None:
+    """Validate a config without running anything."""
+    from ._config import load_config
+
+    try:
+        cfg = load_config(config)
+        from .core import compile_model
+
+        cm = compile_model(cfg.build_model())
+    except InputError as exc:
+        _fail(exc)
+    out.print(
+        f"[green]ok[/]: {config}: model {cfg.model!r} ({len(cm.states)} states, {len(cm.flows)} flows), "
+        f"{cfg.n_sites} site(s), {len(cfg.simulation.times)} output times, solver {cfg.simulation.solver}"
+        + (f", stochastic x{cfg.stochastic.replicates}" if cfg.stochastic.enabled else ""),
+        highlight=False,
+    )
+
+
+@app.command()
+def simulate(
+    config: ConfigArg,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("out"),
+    plot: Annotated[bool, typer.Option(help="Also save a PNG plot.")] = True,
+) -> None:
+    """Run a config's simulation: writes OUT/simulation.nc and OUT/simulation.png."""
+    import time
+
+    from ._config import load_config
+    from ._io import write_netcdf
+
+    try:
+        cfg = load_config(config)
+    except InputError as exc:
+        _fail(exc)
+    from ._jobs import simulate_config
+
+    started = time.perf_counter()
+    with err.status(f"simulating {cfg.title} ({cfg.n_sites} site(s))", spinner="dots"):
+        try:
+            ds = simulate_config(cfg)
+        except InputError as exc:
+            _fail(exc)
+    elapsed = time.perf_counter() - started
+    nc = write_netcdf(ds, out_dir / "simulation.nc")
+    out.print(f"wrote {nc} ({elapsed:.1f} s, compile included)", highlight=False)
+    if plot:
+        from .report._figures import plot_simulation
+
+        png = plot_simulation(ds, out_dir / "simulation.png")
+        out.print(f"wrote {png}", highlight=False)
+    _print_headline(ds)
+
+
+def _print_headline(ds) -> None:
+    if "adopted" not in ds or "population" not in ds:
+        return
+    frac = ds["adopted"].isel(time=-1).sum("site") / ds["population"].sum("site")
+    horizon = (str(ds["date"].values[-1])[:10] if "date" in ds.coords
+               else f"year {float(ds['time'][-1]):g}")
+    if "replicate" in frac.dims:
+        lo, mid, hi = (float(frac.quantile(q, "replicate")) for q in (0.05, 0.5, 0.95))
+        out.print(f"adopted by {horizon}: {mid:.0%} of organisations (90% of runs between {lo:.0%} and {hi:.0%})")
+    else:
+        out.print(f"adopted by {horizon}: {float(frac):.0%} of organisations")
+
+
+@app.command()
+def info() -> None:
+    """Print versions and the JAX devices in use."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import jax
+
+    for pkg in ("spreadjax", "jax", "jaxlib", "numpy", "xarray", "diffrax", "numpyro"):
+        try:
+            out.print(f"{pkg:10s} {version(pkg)}")
+        except PackageNotFoundError:
+            out.print(f"{pkg:10s} not installed")
+    out.print(f"python     {sys.version.split()[0]}")
+    out.print(f"backend    {jax.default_backend()}  (float64 {'on' if jax.config.jax_enable_x64 else 'off'})")
+    for d in jax.devices():
+        out.print(f"device     {d.platform}:{d.id} {getattr(d, 'device_kind', '')}")
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    try:
+        app()
+    except InputError as exc:  # a last guard: bad input never shows a traceback
+        err.print(_error_line(exc), highlight=False, soft_wrap=True)
+        sys.exit(2)

@@ -1,0 +1,414 @@
+"""TOML configs validated once, at the boundary, into frozen objects.
+
+Every problem raises :class:`ConfigError` with one line naming the file, the key and the value,
+and saying how to fix it. Inner code trusts what comes out of :func:`load_config`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._errors import ConfigError, InputError, ModelError
+
+SECTIONS = ("title", "description", "model", "sites", "parameters", "schedules", "network",
+            "simulation", "stochastic")
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Peer network: ``kind`` dense (weight matrix) or edges (source, target, weight by site)."""
+
+    kind: str
+    weight: tuple[tuple[float, ...], ...] = ()
+    source: tuple[int, ...] = ()
+    target: tuple[int, ...] = ()
+    edge_weight: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """Time axis (years), solver and outputs."""
+
+    start: float = 0.0
+    end: float = 10.0
+    dt: float = 1.0 / 52.0
+    output_every: float = 1.0 / 12.0
+    solver: str = "rk4"
+    rtol: float = 1e-6
+    atol: float = 1e-8
+    dtype: str = "float32"
+    outputs: tuple[str, ...] = ("adopted",)
+    start_date: str | None = None
+
+    @property
+    def times(self) -> np.ndarray:
+        """Output times in years: ``start, start + output_every, ..., end``."""
+        n = int(round((self.end - self.start) / self.output_every))
+        return self.start + self.output_every * np.arange(n + 1)
+
+
+@dataclass(frozen=True)
+class StochasticConfig:
+    enabled: bool = False
+    replicates: int = 100
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated config. ``parameters`` hold per-site tuples or scalars; ``schedules`` map a
+    name to ``(times, values)``."""
+
+    path: str
+    title: str
+    model: str
+    model_options: tuple[tuple[str, Any], ...]
+    sites: tuple[str, ...]
+    parameters: tuple[tuple[str, Any], ...]
+    schedules: tuple[tuple[str, Any], ...]
+    network: NetworkConfig | None
+    simulation: SimulationConfig
+    stochastic: StochasticConfig
+    raw: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    @property
+    def n_sites(self) -> int:
+        return len(self.sites)
+
+    def build_model(self):
+        from .models import build_model
+
+        return build_model(self.model, **dict(self.model_options))
+
+    def param_values(self) -> dict[str, Any]:
+        """Values to pass to ``CompiledModel.params``: parameters and schedules."""
+        values: dict[str, Any] = dict(self.parameters)
+        for name, (times, vals) in self.schedules:
+            values[name] = {"times": times, "values": vals}
+        return values
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML config file."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file") from None
+    return parse_config(raw, str(path))
+
+
+def parse_config(raw: dict, where: str = "<config>") -> Config:
+    """Validate a config mapping (as read from TOML); ``where`` names it in errors."""
+    _keys(raw, SECTIONS, where, "")
+    title = _typed(raw, "title", str, where, "", "untitled")
+    _typed(raw, "description", str, where, "", "")
+    m = _section(raw, "model", where, required=True)
+    _keys(m, ("name", "options"), where, "[model]")
+    name = _typed(m, "name", str, where, "[model]", None)
+    if name is None:
+        raise ConfigError(f"{where}: [model] name is missing; e.g. name = \"four_stage\"")
+    options = _section(m, "options", where, label="[model.options]")
+    try:
+        model = _build(name, options)
+    except ModelError as exc:
+        raise ConfigError(f"{where}: [model]: {exc}") from None
+    sites = _sites(raw, model, where)
+    n = len(sites)
+    parameters = _parameters(raw, model, n, where)
+    schedules = _schedules(raw, model, n, where)
+    network = _network(raw, sites, where)
+    simulation = _simulation(raw, model, where)
+    stochastic = _stochastic(raw, where)
+    return Config(where, title, name, tuple(sorted(options.items())), sites, parameters, schedules,
+                  network, simulation, stochastic, raw)
+
+
+# -- helpers --------------------------------------------------------------------------------
+def _suggest(key: str, allowed: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(key, list(allowed), n=1)
+    return f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(allowed)}"
+
+
+def _keys(table: dict, allowed: tuple[str, ...] | list[str], where: str, section: str) -> None:
+    for key in table:
+        if key not in allowed:
+            place = f"{section} " if section else ""
+            raise ConfigError(f"{where}: {place}unknown key {key!r}{_suggest(key, allowed)}")
+
+
+def _section(raw: dict, key: str, where: str, required: bool = False, label: str | None = None) -> dict:
+    label = label or f"[{key}]"
+    value = raw.get(key)
+    if value is None:
+        if required:
+            raise ConfigError(f"{where}: the {label} section is missing")
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: {label} must be a table, got {value!r}")
+    return value
+
+
+def _typed(table: dict, key: str, kind: type | tuple, where: str, section: str, default: Any) -> Any:
+    if key not in table:
+        return default
+    value = table[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+        names = " or ".join(k.__name__ for k in kinds)
+        raise ConfigError(f"{where}: {section} {key} = {value!r}: expected {names}".replace(":  ", ": "))
+    return value
+
+
+def _number(value: Any, where: str, label: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where}: {label} = {value!r}: expected a number")
+    if math.isnan(value):
+        raise ConfigError(f"{where}: {label} is nan")
+    return float(value)
+
+
+def _build(name: str, options: dict):
+    from .models import build_model
+
+    return build_model(name, **options)
+
+
+def _sites(raw: dict, model, where: str) -> tuple[str, ...]:
+    s = _section(raw, "sites", where)
+    _keys(s, ("names", "count"), where, "[sites]")
+    names = s.get("names")
+    count = s.get("count")
+    if names is not None:
+        if not isinstance(names, list) or not names or not all(isinstance(x, str) and x for x in names):
+            raise ConfigError(f"{where}: [sites] names must be a non-empty list of strings, got {names!r}")
+        if len(set(names)) != len(names):
+            dup = next(x for x in names if names.count(x) > 1)
+            raise ConfigError(f"{where}: [sites] names: {dup!r} appears twice")
+        if count is not None and count != len(names):
+            raise ConfigError(f"{where}: [sites] count = {count!r} but {len(names)} names are given")
+        return tuple(names)
+    if count is not None:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ConfigError(f"{where}: [sites] count = {count!r}: expected a positive integer")
+        return tuple(f"site{i + 1}" for i in range(count))
+    lengths = {len(v) for v in raw.get("parameters", {}).values() if isinstance(v, list)}
+    n = max(lengths) if lengths else 1
+    return tuple(f"site{i + 1}" for i in range(n))
+
+
+def _parameters(raw: dict, model, n: int, where: str) -> tuple[tuple[str, Any], ...]:
+    table = _section(raw, "parameters", where)
+    known = {p.name: p for p in model.parameters}
+    out = []
+    for key, value in table.items():
+        if key not in known:
+            raise ConfigError(f"{where}: [parameters] unknown parameter {key!r}{_suggest(key, list(known))}")
+        p = known[key]
+        label = f"[parameters] {key}"
+        if isinstance(value, list):
+            if len(value) != n:
+                raise ConfigError(
+                    f"{where}: {label} has {len(value)} values but there are {n} sites; "
+                    "give one value per site or a single number"
+                )
+            nums = tuple(_number(v, where, f"{label}[{i}]") for i, v in enumerate(value))
+        else:
+            nums = (_number(value, where, label),)
+        for v in nums:
+            if v < p.lower or v > p.upper:
+                what = "negative" if v < 0 <= p.lower else "out of range"
+                raise ConfigError(
+                    f"{where}: {label} = {v:g} is {what}; it must lie in [{p.lower:g}, {p.upper:g}] ({p.units})"
+                )
+        out.append((key, nums if isinstance(value, list) else nums[0]))
+    return tuple(out)
+
+
+def _schedules(raw: dict, model, n: int, where: str) -> tuple[tuple[str, Any], ...]:
+    table = _section(raw, "schedules", where)
+    known = {s.name for s in model.schedules}
+    out = []
+    for key, sched in table.items():
+        label = f"[schedules.{key}]"
+        if key not in known:
+            raise ConfigError(f"{where}: [schedules] unknown schedule {key!r}{_suggest(key, sorted(known))}")
+        if not isinstance(sched, dict):
+            raise ConfigError(f"{where}: {label} must be a table with times and values")
+        _keys(sched, ("times", "values"), where, label)
+        times, values = sched.get("times"), sched.get("values")
+        if not isinstance(times, list) or not isinstance(values, list) or not times:
+            raise ConfigError(f"{where}: {label} needs non-empty lists times = [...] and values = [...]")
+        if len(times) != len(values):
+            raise ConfigError(f"{where}: {label} has {len(times)} times but {len(values)} values")
+        ts = tuple(_number(t, where, f"{label} times[{i}]") for i, t in enumerate(times))
+        if any(b < a for a, b in zip(ts, ts[1:])):
+            raise ConfigError(f"{where}: {label} times must not decrease, got {list(ts)}")
+        vals = []
+        for i, v in enumerate(values):
+            if isinstance(v, list):
+                if len(v) != n:
+                    raise ConfigError(f"{where}: {label} values[{i}] has {len(v)} entries for {n} sites")
+                vals.append(tuple(_number(x, where, f"{label} values[{i}]") for x in v))
+            else:
+                vals.append(_number(v, where, f"{label} values[{i}]"))
+        if any(isinstance(v, tuple) for v in vals):
+            vals = [v if isinstance(v, tuple) else (v,) * n for v in vals]
+        out.append((key, (ts, tuple(vals))))
+    return tuple(out)
+
+
+def _network(raw: dict, sites: tuple[str, ...], where: str) -> NetworkConfig | None:
+    net = _section(raw, "network", where)
+    if not net:
+        return None
+    _keys(net, ("kind", "weights", "edges", "file"), where, "[network]")
+    kind = net.get("kind")
+    n = len(sites)
+    index = {s: i for i, s in enumerate(sites)}
+    if kind == "dense":
+        w = net.get("weights")
+        try:
+            arr = np.asarray(w, dtype=float)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: [network] weights must be a {n}x{n} list of numbers") from None
+        if arr.shape != (n, n):
+            raise ConfigError(f"{where}: [network] weights has shape {arr.shape}; expected ({n}, {n}) for {n} sites")
+        if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+            raise ConfigError(f"{where}: [network] weights must be finite and >= 0")
+        return NetworkConfig("dense", weight=tuple(map(tuple, arr.tolist())))
+    if kind == "edges":
+        edges = net.get("edges")
+        file = net.get("file")
+        if (edges is None) == (file is None):
+            raise ConfigError(f"{where}: [network] kind = \"edges\" needs exactly one of edges = [...] or file = \"...\"")
+        rows = _edge_rows(edges, file, where)
+        src, tgt, wts = [], [], []
+        for label, row in rows:
+            for end in ("source", "target"):
+                if row.get(end) not in index:
+                    raise ConfigError(f"{where}: [network] {label}: {end} {row.get(end)!r} is not a site; sites: {', '.join(sites)}")
+            weight = _number(row.get("weight", 1.0), where, f"[network] {label} weight")
+            if weight < 0:
+                raise ConfigError(f"{where}: [network] {label}: weight {weight:g} is negative")
+            src.append(index[row["source"]])
+            tgt.append(index[row["target"]])
+            wts.append(weight)
+        return NetworkConfig("edges", source=tuple(src), target=tuple(tgt), edge_weight=tuple(wts))
+    raise ConfigError(f"{where}: [network] kind = {kind!r}: expected \"dense\" or \"edges\"")
+
+
+def _edge_rows(edges: Any, file: Any, where: str) -> list[tuple[str, dict]]:
+    if edges is not None:
+        if not isinstance(edges, list) or not all(isinstance(e, dict) for e in edges):
+            raise ConfigError(f"{where}: [network] edges must be a list of tables {{source, target, weight}}")
+        return [(f"edges[{i}]", e) for i, e in enumerate(edges)]
+    import csv
+
+    path = Path(file) if Path(file).is_absolute() else Path(where).parent / file
+    if not path.exists():
+        raise ConfigError(f"{where}: [network] file {str(path)!r} does not exist")
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = {"source", "target"} - set(reader.fieldnames or ())
+        if missing:
+            raise ConfigError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+        return [(f"{path} row {i + 2}", dict(r)) for i, r in enumerate(reader)]
+
+
+def _simulation(raw: dict, model, where: str) -> SimulationConfig:
+    s = _section(raw, "simulation", where)
+    allowed = ("start", "end", "dt", "steps_per_year", "output_every", "outputs_per_year", "solver",
+               "rtol", "atol", "dtype", "outputs", "start_date")
+    _keys(s, allowed, where, "[simulation]")
+    sec = "[simulation]"
+    start = _typed(s, "start", float, where, sec, 0.0)
+    end = _typed(s, "end", float, where, sec, 10.0)
+    if end <= start:
+        raise ConfigError(f"{where}: [simulation] end = {end:g} must be after start = {start:g}")
+    dt = _step(s, "dt", "steps_per_year", where, 1 / 52)
+    every = _step(s, "output_every", "outputs_per_year", where, 1 / 12)
+    ratio = every / dt
+    if abs(ratio - round(ratio)) > 1e-6 or round(ratio) < 1:
+        raise ConfigError(
+            f"{where}: [simulation] outputs every {every:g} years is not a whole number of steps of "
+            f"{dt:g} years; make output_every a multiple of dt"
+        )
+    span = (end - start) / every
+    if abs(span - round(span)) > 1e-6:
+        raise ConfigError(f"{where}: [simulation] end - start = {end - start:g} is not a multiple of output_every = {every:g}")
+    solver = _typed(s, "solver", str, where, sec, "rk4")
+    if solver not in ("euler", "rk4", "adaptive"):
+        raise ConfigError(f"{where}: [simulation] solver = {solver!r}: expected \"euler\", \"rk4\" or \"adaptive\"")
+    dtype = _typed(s, "dtype", str, where, sec, "float32")
+    if dtype not in ("float32", "float64"):
+        raise ConfigError(f"{where}: [simulation] dtype = {dtype!r}: expected \"float32\" or \"float64\"")
+    rtol = _typed(s, "rtol", float, where, sec, 1e-6)
+    atol = _typed(s, "atol", float, where, sec, 1e-8)
+    for key, v in (("rtol", rtol), ("atol", atol)):
+        if not v > 0:
+            raise ConfigError(f"{where}: [simulation] {key} = {v:g} must be positive")
+    outputs = s.get("outputs", ["adopted"])
+    if not isinstance(outputs, list) or not outputs or not all(isinstance(o, str) for o in outputs):
+        raise ConfigError(f"{where}: [simulation] outputs must be a non-empty list of names, got {outputs!r}")
+    valid = [n for n, k in model.names.items() if k != "parameter"]
+    for o in outputs:
+        if o not in valid:
+            raise ConfigError(f"{where}: [simulation] outputs: unknown name {o!r}{_suggest(o, valid)}")
+    start_date = s.get("start_date")
+    if start_date is not None:
+        if isinstance(start_date, _dt.datetime):
+            start_date = start_date.date()
+        if isinstance(start_date, _dt.date):
+            start_date = start_date.isoformat()
+        elif not isinstance(start_date, str):
+            raise ConfigError(f"{where}: [simulation] start_date = {start_date!r}: expected a date like 2024-04-01")
+        try:
+            _dt.date.fromisoformat(start_date)
+        except ValueError:
+            raise ConfigError(f"{where}: [simulation] start_date = {start_date!r}: expected a date like 2024-04-01") from None
+    return SimulationConfig(start, end, dt, every, solver, rtol, atol, dtype, tuple(outputs), start_date)
+
+
+def _step(s: dict, key: str, per_year_key: str, where: str, default: float) -> float:
+    if key in s and per_year_key in s:
+        raise ConfigError(f"{where}: [simulation] give {key} or {per_year_key}, not both")
+    if per_year_key in s:
+        v = s[per_year_key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(f"{where}: [simulation] {per_year_key} = {v!r}: expected a positive integer")
+        return 1.0 / v
+    v = _number(s.get(key, default), where, f"[simulation] {key}")
+    if not v > 0:
+        raise ConfigError(f"{where}: [simulation] {key} = {v:g} must be a positive number of years")
+    return v
+
+
+def _stochastic(raw: dict, where: str) -> StochasticConfig:
+    s = _section(raw, "stochastic", where)
+    _keys(s, ("enabled", "replicates", "seed"), where, "[stochastic]")
+    enabled = _typed(s, "enabled", bool, where, "[stochastic]", False)
+    reps = _typed(s, "replicates", int, where, "[stochastic]", 100)
+    seed = _typed(s, "seed", int, where, "[stochastic]", 0)
+    if reps < 1:
+        raise ConfigError(f"{where}: [stochastic] replicates = {reps} must be at least 1")
+    if seed < 0:
+        raise ConfigError(f"{where}: [stochastic] seed = {seed} must be >= 0")
+    return StochasticConfig(enabled, reps, seed)
+
+
+__all__ = ["Config", "ConfigError", "InputError", "load_config", "parse_config"]

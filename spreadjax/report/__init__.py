@@ -1,0 +1,1 @@
+"""Reports and figures (matplotlib); imported only by the CLI and report builders."""
