@@ -206,7 +206,7 @@ def _sites(raw: dict, model, where: str) -> tuple[str, ...]:
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ConfigError(f"{where}: [sites] count = {count!r}: expected a positive integer")
         return tuple(f"site{i + 1}" for i in range(count))
-    lengths = {len(v) for v in raw.get("parameters", {}).values() if isinstance(v, list)}
+    lengths = {len(v) for v in _section(raw, "parameters", where).values() if isinstance(v, list)}
     n = max(lengths) if lengths else 1
     return tuple(f"site{i + 1}" for i in range(n))
 
@@ -300,7 +300,7 @@ def _network(raw: dict, sites: tuple[str, ...], where: str) -> NetworkConfig | N
         src, tgt, wts = [], [], []
         for label, row in rows:
             for end in ("source", "target"):
-                if row.get(end) not in index:
+                if not isinstance(row.get(end), str) or row.get(end) not in index:
                     raise ConfigError(f"{where}: [network] {label}: {end} {row.get(end)!r} is not a site; sites: {', '.join(sites)}")
             weight = _number(row.get("weight", 1.0), where, f"[network] {label} weight")
             if weight < 0:
@@ -319,6 +319,8 @@ def _edge_rows(edges: Any, file: Any, where: str) -> list[tuple[str, dict]]:
         return [(f"edges[{i}]", e) for i, e in enumerate(edges)]
     import csv
 
+    if not isinstance(file, str) or not file:
+        raise ConfigError(f"{where}: [network] file = {file!r}: expected a path to a CSV file")
     path = Path(file) if Path(file).is_absolute() else Path(where).parent / file
     if not path.exists():
         raise ConfigError(f"{where}: [network] file {str(path)!r} does not exist")
@@ -327,7 +329,16 @@ def _edge_rows(edges: Any, file: Any, where: str) -> list[tuple[str, dict]]:
         missing = {"source", "target"} - set(reader.fieldnames or ())
         if missing:
             raise ConfigError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-        return [(f"{path} row {i + 2}", dict(r)) for i, r in enumerate(reader)]
+        return [(f"{path} row {i + 2}", _csv_weight(dict(r))) for i, r in enumerate(reader)]
+
+
+def _csv_weight(row: dict) -> dict:
+    """CSV cells are text: read a numeric weight as a float (anything else is reported later)."""
+    try:
+        row["weight"] = float(row["weight"])
+    except (KeyError, TypeError, ValueError):
+        pass
+    return row
 
 
 def _simulation(raw: dict, model, where: str) -> SimulationConfig:
@@ -338,10 +349,13 @@ def _simulation(raw: dict, model, where: str) -> SimulationConfig:
     sec = "[simulation]"
     start = _typed(s, "start", float, where, sec, 0.0)
     end = _typed(s, "end", float, where, sec, 10.0)
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise ConfigError(f"{where}: [simulation] start = {start:g}, end = {end:g}: both must be finite numbers of years")
     if end <= start:
         raise ConfigError(f"{where}: [simulation] end = {end:g} must be after start = {start:g}")
     dt = _step(s, "dt", "steps_per_year", where, 1 / 52)
-    every = _step(s, "output_every", "outputs_per_year", where, 1 / 12)
+    # default: about monthly, as a whole number of steps (1/12 is not a multiple of the default dt 1/52)
+    every = _step(s, "output_every", "outputs_per_year", where, dt * max(1, round((1 / 12) / dt)))
     ratio = every / dt
     if abs(ratio - round(ratio)) > 1e-6 or round(ratio) < 1:
         raise ConfigError(
@@ -393,8 +407,8 @@ def _step(s: dict, key: str, per_year_key: str, where: str, default: float) -> f
             raise ConfigError(f"{where}: [simulation] {per_year_key} = {v!r}: expected a positive integer")
         return 1.0 / v
     v = _number(s.get(key, default), where, f"[simulation] {key}")
-    if not v > 0:
-        raise ConfigError(f"{where}: [simulation] {key} = {v:g} must be a positive number of years")
+    if not 0 < v < math.inf:
+        raise ConfigError(f"{where}: [simulation] {key} = {v:g} must be a positive, finite number of years")
     return v
 
 

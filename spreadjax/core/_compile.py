@@ -38,6 +38,7 @@ class FlowLink:
     name: str
     source: int | None
     sink: int | None
+    tally: bool = False  # adds what the named flow moves to ``sink`` (a tally stock)
 
 
 class CompiledModel:
@@ -86,6 +87,9 @@ class CompiledModel:
             src = None if f.source is None else last.get(f.source, row.get(f.source))
             snk = None if f.sink is None else first.get(f.sink, row.get(f.sink))
             flows.append(FlowLink(f.name, src, snk))
+        for st in model.stocks:
+            if st.tally is not None:
+                flows.append(FlowLink(st.tally, None, row[st.name], tally=True))
         for d in model.delays:
             stages = tuple(f"{d.name}[{k}]" for k in range(1, d.order + 1))
             add_expr(f"_time_{d.name}", d.time, f"delay {d.name!r}.time")

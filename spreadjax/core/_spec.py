@@ -33,13 +33,19 @@ class Parameter:
 @dataclass(frozen=True)
 class Stock:
     """A level integrated over time. ``counted`` stocks hold people or organisations: their
-    flows become binomial draws in stochastic mode, and they sum to the population."""
+    flows become binomial draws in stochastic mode, and they sum to the population.
+
+    A ``tally`` stock accumulates everything that passes through the named flow (for example
+    cumulative adoptions, which never decrease even when adopters later discontinue). No flow
+    may enter or leave it; it is never ``counted``.
+    """
 
     name: str
     init: str | float = 0.0
     units: str = "1"
     doc: str = ""
     counted: bool = True
+    tally: str | None = None  # name of a flow this stock accumulates (a cumulative count)
 
 
 @dataclass(frozen=True)
@@ -202,6 +208,17 @@ def _validate(model: Model) -> None:
                 )
         if f.source is None and f.sink is None:
             raise ModelError(f"model {model.name!r}: flow {f.name!r} needs a source or a sink")
+    flow_names = {f.name for f in model.flows}
+    for st in model.stocks:
+        if st.tally is None:
+            continue
+        where = f"model {model.name!r}: stock {st.name!r}"
+        if st.tally not in flow_names:
+            raise ModelError(f"{where}: tally of {st.tally!r}, which is not a flow")
+        if st.counted:
+            raise ModelError(f"{where}: a tally stock must have counted=False")
+        if any(st.name in (f.source, f.sink) for f in model.flows):
+            raise ModelError(f"{where}: no flow may enter or leave a tally stock")
     if model.population is not None and model.population not in {p.name for p in model.parameters}:
         raise ModelError(f"model {model.name!r}: population {model.population!r} is not a parameter")
     # Every name an equation reads must exist; state-only equations are checked in _compile.

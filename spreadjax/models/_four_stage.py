@@ -73,6 +73,9 @@ def four_stage_model(
         Stock("adopted", "initial_adopters", "organisations", "using the practice"),
         Stock("discontinued", 0.0, "organisations", "adopted or started, then stopped"),
         Stock("evidence", "initial_evidence", "evidence", "evidence of benefit (generation stage)", counted=False),
+        Stock("ever_adopted", "initial_adopters", "organisations",
+              "cumulative adoptions (never decreases; compare with observed cumulative adopters)",
+              counted=False, tally="completed"),
     ]
     if awareness_stage:
         stocks.insert(1, Stock("aware", "initial_aware", "organisations", "aware, not yet decided"))

@@ -37,6 +37,14 @@ def test_counts_are_integers_and_conserved():
         arr = np.asarray(out[c])
         np.testing.assert_array_equal(arr, np.rint(arr))
         assert arr.min() >= 0
+    # The tally of completed implementations counts real moves: integer, never decreasing, and at
+    # least the current adopters (some of whom may have discontinued since).
+    tally_sim = Simulation(cm, sim.ts, sim.dt, ("ever_adopted", "adopted"), Euler(), stochastic=True)
+    tally = run_many(cm, tally_sim, params, 50)
+    ever = np.asarray(tally["ever_adopted"])
+    np.testing.assert_array_equal(ever, np.rint(ever))
+    assert np.all(np.diff(ever, axis=1) >= 0) and np.all(ever >= np.asarray(tally["adopted"]))
+    assert np.any(ever > np.asarray(tally["adopted"]))
 
 
 def test_same_key_same_path_and_keys_differ():
