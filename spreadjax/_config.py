@@ -230,6 +230,8 @@ def _parameters(raw: dict, model, n: int, where: str) -> tuple[tuple[str, Any], 
         else:
             nums = (_number(value, where, label),)
         for v in nums:
+            if p.positive and v <= p.lower:
+                raise ConfigError(f"{where}: {label} = {v:g} must be greater than {p.lower:g} ({p.units})")
             if v < p.lower or v > p.upper:
                 what = "negative" if v < 0 <= p.lower else "out of range"
                 raise ConfigError(
@@ -266,6 +268,13 @@ def _schedules(raw: dict, model, n: int, where: str) -> tuple[tuple[str, Any], .
                 vals.append(tuple(_number(x, where, f"{label} values[{i}]") for x in v))
             else:
                 vals.append(_number(v, where, f"{label} values[{i}]"))
+        spec = next(sc for sc in model.schedules if sc.name == key)
+        for i, v in enumerate(vals):
+            for x in v if isinstance(v, tuple) else (v,):
+                if not spec.lower <= x <= spec.upper:
+                    raise ConfigError(
+                        f"{where}: {label} values[{i}] = {x:g} is out of range [{spec.lower:g}, {spec.upper:g}]"
+                    )
         if any(isinstance(v, tuple) for v in vals):
             vals = [v if isinstance(v, tuple) else (v,) * n for v in vals]
         out.append((key, (ts, tuple(vals))))

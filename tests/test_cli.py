@@ -159,6 +159,7 @@ STOCHASTIC = """
 
 
 def test_simulate_stochastic_writes_integer_counts(tmp_path):
+    # float32 config in a process with 64-bit mode on (conftest): binomial draws must keep the dtype
     config = tmp_path / "stochastic.toml"
     config.write_text(textwrap.dedent(STOCHASTIC))
     out = tmp_path / "results"

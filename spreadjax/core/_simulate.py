@@ -108,7 +108,7 @@ class Simulation:
 
         def save(t, y):
             env = model.evaluate(t, y, params, network)
-            return {name: env[name] for name in self.outputs}
+            return {name: jnp.broadcast_to(env[name], y.shape[1:]).astype(dtype) for name in self.outputs}
 
         steps = self.save_steps
         gaps = np.diff(np.concatenate([[0], steps]))
@@ -155,7 +155,11 @@ class Simulation:
             stepsize_controller=diffrax.PIDController(rtol=self.solver.rtol, atol=self.solver.atol),
             max_steps=self.solver.max_steps,
         )
-        env = jax.vmap(lambda t, y: {n: model.evaluate(t, y, params, network)[n] for n in self.outputs})
+        def save(t, y):
+            env = model.evaluate(t, y, params, network)
+            return {n: jnp.broadcast_to(env[n], y.shape[1:]).astype(y.dtype) for n in self.outputs}
+
+        env = jax.vmap(save)
         return env(ts, sol.ys)
 
 

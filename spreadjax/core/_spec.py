@@ -28,6 +28,7 @@ class Parameter:
     lower: float = float("-inf")
     upper: float = float("inf")
     lever: bool = False  # a named multiplicative enhancer/inhibitor that scenarios change
+    positive: bool = False  # must be strictly above ``lower`` (times, populations, capacities)
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,8 @@ class Schedule:
     interpolation: str = "step"
     units: str = "1"
     doc: str = ""
+    lower: float = float("-inf")
+    upper: float = float("inf")
 
 
 @dataclass(frozen=True)

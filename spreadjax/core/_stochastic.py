@@ -29,21 +29,24 @@ def binomial_step(
     for i, f in enumerate(model.flows):
         if f.source is not None and counted[f.source]:
             by_source.setdefault(f.source, []).append(i)
-    keys = jax.random.split(key, len(model.flows) + 1)
+    total_key, split_key, inflow_key = jax.random.split(key, 3)
+    total_keys = jax.random.split(total_key, len(model.states))
+    split_keys = jax.random.split(split_key, len(model.flows))
+    inflow_keys = jax.random.split(inflow_key, len(model.flows))
     moved_by_name: dict[str, object] = {}
     for src, idxs in by_source.items():
         n = jnp.round(y[src])
         safe_n = jnp.where(n > 0, n, 1.0)
         hazards = [jnp.where(n > 0, jnp.maximum(rates[i], 0.0) / safe_n, 0.0) for i in idxs]
         total_h = sum(hazards[1:], hazards[0])
-        leaving = jax.random.binomial(keys[idxs[0]], n, -jnp.expm1(-total_h * dt), dtype=y.dtype)
+        leaving = jax.random.binomial(total_keys[src], n, -jnp.expm1(-total_h * dt), dtype=y.dtype)
         remaining_n, remaining_h = leaving, total_h
         for j, i in enumerate(idxs):
             if j == len(idxs) - 1:
                 moved = remaining_n
             else:
                 share = jnp.where(remaining_h > 0, hazards[j] / jnp.where(remaining_h > 0, remaining_h, 1.0), 0.0)
-                moved = jax.random.binomial(keys[i + 1], remaining_n, jnp.clip(share, 0.0, 1.0), dtype=y.dtype)
+                moved = jax.random.binomial(split_keys[i], remaining_n, jnp.clip(share, 0.0, 1.0), dtype=y.dtype)
                 remaining_n = remaining_n - moved
                 remaining_h = remaining_h - hazards[j]
             _move(delta, model.flows[i], moved)
@@ -52,7 +55,7 @@ def binomial_step(
         if (f.source is not None and counted[f.source]) or f.tally:
             continue
         if f.sink is not None and counted[f.sink]:
-            moved = jax.random.poisson(keys[i], jnp.maximum(rates[i], 0.0) * dt).astype(y.dtype)
+            moved = jax.random.poisson(inflow_keys[i], jnp.maximum(rates[i], 0.0) * dt).astype(y.dtype)
         else:
             moved = rates[i] * dt
         _move(delta, f, moved)

@@ -28,20 +28,21 @@ LEVERS = {
 
 def _parameters() -> tuple[Parameter, ...]:
     P = Parameter
-    levers = tuple(P(n, 1.0, "1", d, lower=0.0, lever=True) for n, d in LEVERS.items())
+    divisors = ("barriers", "implementation_support")  # appear in denominators: must be > 0
+    levers = tuple(P(n, 1.0, "1", d, lower=0.0, lever=True, positive=n in divisors) for n, d in LEVERS.items())
     return (
-        P("population", 100.0, "organisations", "eligible organisations at the site", lower=0.0),
+        P("population", 100.0, "organisations", "eligible organisations at the site", lower=0.0, positive=True),
         P("initial_adopters", 1.0, "organisations", "adopters at the start (pilot sites)", lower=0.0),
         P("initial_aware", 0.0, "organisations", "aware non-adopters at the start", lower=0.0),
         # generation
         P("pilot_evidence", 0.5, "evidence/yr", "evidence of benefit produced by pilots", lower=0.0),
         P("adopter_evidence", 2.0, "evidence/yr", "evidence produced when all have adopted", lower=0.0),
-        P("evidence_lifetime", 5.0, "yr", "mean time before evidence goes stale", lower=0.0),
+        P("evidence_lifetime", 5.0, "yr", "mean time before evidence goes stale", lower=0.0, positive=True),
         P("initial_evidence", 0.0, "evidence", "evidence at the start", lower=0.0),
         # recognition
         P("recognition_baseline", 0.2, "1", "recognition of the practice with no evidence", 0.0, 1.0),
-        P("evidence_half_saturation", 1.0, "evidence", "evidence giving half the possible recognition", lower=0.0),
-        P("recognition_time", 0.5, "yr", "delay before evidence is recognised", lower=0.0),
+        P("evidence_half_saturation", 1.0, "evidence", "evidence giving half the possible recognition", lower=0.0, positive=True),
+        P("recognition_time", 0.5, "yr", "delay before evidence is recognised", lower=0.0, positive=True),
         P("disillusionment", 0.0, "1", "loss of recognition per discontinued share", 0.0),
         # communication
         P("p", 0.03, "1/yr", "push: awareness rate from the central programme (Bass p)", lower=0.0),
@@ -49,8 +50,8 @@ def _parameters() -> tuple[Parameter, ...]:
         P("reach", 1.0, "1", "share of organisations the programme reaches", 0.0, 1.0),
         # adoption
         P("decision_rate", 2.0, "1/yr", "rate at which aware organisations decide to adopt", lower=0.0),
-        P("capacity", INF, "1/yr", "implementation starts per year as a share of population", lower=0.0),
-        P("implementation_time", 1.0, "yr", "mean time from decision to adoption", lower=0.0),
+        P("capacity", INF, "1/yr", "implementation starts per year as a share of population", lower=0.0, positive=True),
+        P("implementation_time", 1.0, "yr", "mean time from decision to adoption", lower=0.0, positive=True),
         P("commitment", 1.0, "1", "share of implementations completed (the rest abandon)", 0.0, 1.0),
         P("discontinuation_rate", 0.05, "1/yr", "de-adoption rate with full support", lower=0.0),
         P("withdrawal_effect", 2.0, "1", "extra de-adoption when support is withdrawn", lower=0.0),
@@ -64,6 +65,13 @@ def four_stage_model(
     """The flagship model. Structural options (static): a separate aware stock or direct
     adoption decisions; the Erlang order of the implementation pipeline (0: none); the order of
     the recognition smooth."""
+    if implementation_order < 0 or recognition_order < 1:
+        from .._errors import ModelError
+
+        raise ModelError(
+            f"four_stage: implementation_order must be >= 0 and recognition_order >= 1, got "
+            f"{implementation_order} and {recognition_order}"
+        )
     source = "aware" if awareness_stage else "unaware"
     adopt_from = "implementing" if implementation_order > 0 else source
     adopt_rate = "implementing_exit" if implementation_order > 0 else "decisions"
@@ -132,7 +140,7 @@ def four_stage_model(
     )
     schedules = (
         Schedule("programme", (0.0,), (1.0,), "step", "1",
-                 "central programme intensity and support (0 = withdrawn, 1 = full)"),
+                 "central programme intensity and support (0 = withdrawn, 1 = full)", 0.0, 1.0),
     )
     return Model(
         "four_stage",
