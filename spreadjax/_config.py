@@ -19,7 +19,7 @@ import numpy as np
 from ._errors import ConfigError, InputError, ModelError
 
 SECTIONS = ("title", "description", "model", "sites", "parameters", "schedules", "network",
-            "simulation", "stochastic")
+            "simulation", "stochastic", "data", "observation", "priors", "calibration")
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,7 @@ class Config:
     simulation: SimulationConfig
     stochastic: StochasticConfig
     raw: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
+    calibration: Any = None  # spreadjax.calibrate.Calibration when [data] is given
 
     @property
     def n_sites(self) -> int:
@@ -132,8 +133,11 @@ def parse_config(raw: dict, where: str = "<config>") -> Config:
     network = _network(raw, sites, where)
     simulation = _simulation(raw, model, where)
     stochastic = _stochastic(raw, where)
+    from .calibrate._settings import parse_calibration
+
+    calibration = parse_calibration(raw, where, model, dict(parameters))
     return Config(where, title, name, tuple(sorted(options.items())), sites, parameters, schedules,
-                  network, simulation, stochastic, raw)
+                  network, simulation, stochastic, raw, calibration)
 
 
 # -- helpers --------------------------------------------------------------------------------

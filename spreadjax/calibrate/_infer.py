@@ -1,0 +1,161 @@
+"""Inference: NUTS with several chains, and fast approximate paths (MAP, Laplace, SVI).
+
+Every entry point takes a :class:`CalibrationProblem` and an integer ``seed`` and returns a
+:class:`Fit`: draws shaped ``(chain, draw, ...)`` and, for NUTS, per-draw sampler statistics.
+Chains run vectorised on one device, or in parallel when there are as many devices as chains.
+``progress(done, total, stage)`` is called as work advances (the CLI draws a bar with it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from numpyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO, init_to_median
+from numpyro.infer.autoguide import AutoDelta, AutoLaplaceApproximation, AutoNormal
+from numpyro.optim import Adam
+
+from ._problem import CalibrationProblem
+
+Progress = Callable[[int, int, str], None]
+METHODS = ("nuts", "svi", "map", "laplace")
+EXTRA_FIELDS = ("diverging", "energy", "num_steps", "accept_prob", "potential_energy")
+
+
+@dataclass
+class Fit:
+    """Posterior draws ``{name: (chain, draw, ...)}`` and sampler statistics (NUTS only)."""
+
+    method: str
+    samples: dict[str, np.ndarray]
+    stats: dict[str, np.ndarray] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_chains(self) -> int:
+        return next(iter(self.samples.values())).shape[0]
+
+
+def _noop(done: int, total: int, stage: str) -> None:
+    return None
+
+
+def run_nuts(
+    problem: CalibrationProblem,
+    *,
+    chains: int = 4,
+    warmup: int = 500,
+    samples: int = 500,
+    seed: int = 0,
+    target_accept: float = 0.85,
+    max_tree_depth: int = 8,
+    progress_bar: bool = False,
+) -> Fit:
+    """NUTS with ``chains`` chains, compiled once; ``progress_bar`` shows numpyro's bar."""
+    kernel = NUTS(problem.model, target_accept_prob=target_accept, max_tree_depth=max_tree_depth,
+                  init_strategy=init_to_median(num_samples=15))
+    method = "parallel" if jax.local_device_count() >= chains > 1 else "vectorized"
+    mcmc = MCMC(kernel, num_warmup=warmup, num_samples=samples, num_chains=chains, chain_method=method,
+                progress_bar=progress_bar)
+    started = time.perf_counter()
+    mcmc.run(jax.random.PRNGKey(seed), extra_fields=EXTRA_FIELDS)
+    draws = jax.device_get(mcmc.get_samples(group_by_chain=True))
+    stats = jax.device_get(mcmc.get_extra_fields(group_by_chain=True))
+    total = time.perf_counter() - started
+    settings = dict(chains=chains, warmup=warmup, samples=samples, seed=seed, target_accept=target_accept,
+                    max_tree_depth=max_tree_depth, chain_method=method)
+    return Fit("nuts", {k: np.asarray(v) for k, v in draws.items()},
+               {k: np.asarray(v) for k, v in stats.items()}, {"total": total}, settings)
+
+
+def run_approximate(
+    problem: CalibrationProblem,
+    *,
+    method: str = "svi",
+    steps: int = 3000,
+    learning_rate: float = 0.01,
+    draws: int = 1000,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> Fit:
+    """A fast approximation: ``svi`` (mean-field normal), ``map`` (point) or ``laplace``.
+
+    The optimisation runs as one ``lax.scan``-compiled loop in ``10`` pieces for progress.
+    Draws come from the fitted guide, shaped ``(1, draws, ...)``.
+    """
+    progress = progress or _noop
+    guides = {"svi": AutoNormal, "map": AutoDelta, "laplace": AutoLaplaceApproximation}
+    guide = guides[method](problem.model, init_loc_fn=init_to_median(num_samples=15))
+    svi = SVI(problem.model, guide, Adam(learning_rate), Trace_ELBO())
+    key_init, key_draw = jax.random.split(jax.random.PRNGKey(seed))
+    started = time.perf_counter()
+    state = svi.init(key_init)
+    pieces = 10
+    per_piece = max(1, steps // pieces)
+
+    @jax.jit
+    def advance(state):
+        def body(s, _):
+            s, loss = svi.update(s)
+            return s, loss
+
+        return jax.lax.scan(body, state, None, length=per_piece)
+
+    losses = []
+    for i in range(pieces):
+        state, loss = advance(state)
+        losses.append(np.asarray(loss))
+        progress((i + 1) * per_piece, pieces * per_piece, method)
+    params = svi.get_params(state)
+    if method == "map":
+        point = guide.median(params)
+        predictive = Predictive(problem.model, posterior_samples=jax.tree.map(lambda v: v[None], point),
+                                return_sites=None)
+        sites = predictive(key_draw)
+        samples = {k: np.broadcast_to(np.asarray(v), (draws,) + np.shape(v)[1:]) for k, v in sites.items()
+                   if k not in ("new_adopters", "aware")}
+    else:
+        latent = guide.sample_posterior(key_draw, params, sample_shape=(draws,))
+        predictive = Predictive(problem.model, posterior_samples=latent)
+        sites = predictive(key_draw)
+        samples = {**{k: np.asarray(v) for k, v in latent.items()},
+                   **{k: np.asarray(v) for k, v in sites.items() if k not in ("new_adopters", "aware")}}
+    samples = {k: v[None] for k, v in samples.items()}
+    elapsed = time.perf_counter() - started
+    return Fit(method, samples, {"loss": np.concatenate(losses)[None]}, {"total": elapsed},
+               dict(method=method, steps=pieces * per_piece, learning_rate=learning_rate, draws=draws, seed=seed))
+
+
+def predictive(problem: CalibrationProblem, samples: dict[str, np.ndarray] | None, seed: int,
+               n: int | None = None) -> dict[str, np.ndarray]:
+    """Draws of the data (``new_adopters``, and ``aware``) and of ``expected_adopters``.
+
+    With ``samples`` (``(chain, draw, ...)``) the posterior predictive, shaped like them;
+    without, ``n`` prior predictive draws shaped ``(1, n, ...)`` together with the prior draws.
+    """
+    key = jax.random.PRNGKey(seed)
+    if samples is None:
+        out = Predictive(lambda: problem.model(observe=False), num_samples=n)(key)
+        return {k: np.asarray(v)[None] for k, v in out.items()}
+    chains, draws = next(iter(samples.values())).shape[:2]
+    flat = {k: jnp.reshape(v, (chains * draws,) + v.shape[2:]) for k, v in samples.items()}
+    latent_names = _latent_names(problem)
+    flat = {k: v for k, v in flat.items() if k in latent_names}
+    out = Predictive(lambda: problem.model(observe=False), posterior_samples=flat)(key)
+    keep = ("new_adopters", "aware", "expected_adopters")
+    return {k: np.asarray(v).reshape((chains, draws) + v.shape[1:]) for k, v in out.items() if k in keep}
+
+
+def _latent_names(problem: CalibrationProblem) -> set[str]:
+    names = set()
+    for p in problem.priors:
+        names |= {f"{p.name}_pop", f"{p.name}_tau", f"{p.name}_z"} if p.hierarchical else {p.name}
+    if problem.observation.kind != "binomial":
+        names.add("concentration")
+    return names
