@@ -65,13 +65,12 @@ def four_stage_model(
     """The flagship model. Structural options (static): a separate aware stock or direct
     adoption decisions; the Erlang order of the implementation pipeline (0: none); the order of
     the recognition smooth."""
-    if implementation_order < 0 or recognition_order < 1:
-        from .._errors import ModelError
+    from .._errors import ModelError
 
-        raise ModelError(
-            f"four_stage: implementation_order must be >= 0 and recognition_order >= 1, got "
-            f"{implementation_order} and {recognition_order}"
-        )
+    if implementation_order < 0:
+        raise ModelError(f"four_stage: implementation_order must be >= 0, got {implementation_order}")
+    if recognition_order < 1:
+        raise ModelError(f"four_stage: recognition_order must be >= 1, got {recognition_order}")
     source = "aware" if awareness_stage else "unaware"
     adopt_from = "implementing" if implementation_order > 0 else source
     adopt_rate = "implementing_exit" if implementation_order > 0 else "decisions"
