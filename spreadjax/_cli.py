@@ -5,6 +5,7 @@ Bad input exits with code 2 and one line naming the file, key or value; no trace
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -89,6 +90,61 @@ def simulate(
         png = plot_simulation(ds, out_dir / "simulation.png")
         out.print(f"wrote {png}", highlight=False)
     _print_headline(ds)
+
+
+@app.command()
+def calibrate(
+    config: ConfigArg,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("out"),
+    plots: Annotated[bool, typer.Option(help="Also save PNG plots.")] = True,
+) -> None:
+    """Fit a config's priors to its [data]: writes OUT/posterior.nc, diagnostics and plots."""
+    from ._config import load_config
+
+    try:
+        cfg = load_config(config)
+        if cfg.calibration is None:
+            raise InputError(f"{config}: has no [data] section: nothing to calibrate")
+        from .calibrate._run import build_problem
+
+        problem = build_problem(cfg)
+    except InputError as exc:
+        _fail(exc)
+    from ._jobs import config_hash
+    from .calibrate._run import calibrate as run_calibration
+    from .calibrate._run import write_posterior
+
+    s = cfg.calibration.settings
+    what = (f"NUTS, {s.chains} chains x ({s.warmup} warm-up + {s.samples} draws)" if s.method == "nuts"
+            else f"{s.method}, {s.svi_steps} optimisation steps")
+    err.print(f"calibrating {cfg.title}: {len(problem.priors)} free parameter(s), "
+              f"{problem.data.new.size} observations; {what}", highlight=False)
+    attrs = {"config": str(config), "config_sha256": config_hash(cfg), "seed": s.seed}
+    bar = s.method == "nuts" and sys.stderr.isatty()  # numpyro's own bar needs a terminal
+    with contextlib.nullcontext() if bar else err.status(f"compiling and fitting ({what})", spinner="dots"):
+        result = run_calibration(problem, s, progress_bar=bar, attrs=attrs)
+    path = write_posterior(result.groups, out_dir / "posterior.nc")
+    table = result.table()
+    flags_text = "\n".join(f"- {f}" for f in result.flags) or "- all diagnostics pass"
+    from ._io import write_atomic
+
+    write_atomic(out_dir / "diagnostics.txt", lambda tmp: tmp.write_text(f"{table}\n\nFlags:\n{flags_text}\n"))
+    frame = result.summary.drop_vars("ebfmi", errors="ignore").to_dataframe()
+    write_atomic(out_dir / "diagnostics.csv", lambda tmp: frame.to_csv(tmp))
+    out.print(table, highlight=False, markup=False)
+    shown = result.flags[:5]
+    for f in shown:
+        out.print(Text("warning: ", style="bold yellow") + Text(f))
+    if len(result.flags) > len(shown):
+        out.print(f"... and {len(result.flags) - len(shown)} more warnings in {out_dir / 'diagnostics.txt'}")
+    if not result.flags:
+        out.print(Text("diagnostics: all pass (R-hat <= 1.01, ESS, no divergences, E-BFMI)", style="green"))
+    out.print(f"wrote {path}, {out_dir / 'diagnostics.txt'}", highlight=False)
+    if plots:
+        from .report._calibration_figures import plot_calibration
+
+        for png in plot_calibration(result.groups, out_dir):
+            out.print(f"wrote {png}", highlight=False)
 
 
 def _print_headline(ds) -> None:
