@@ -31,14 +31,14 @@ EPS = 1e-6  # keeps hazards inside (0, 1) and means positive
 def period_hazard(expected: Any, population: Any) -> Any:
     """The model's hazard of adopting in each period, ``(time, site)``, clipped to (EPS, 1 - EPS)."""
     prev, cur = expected[:-1], expected[1:]
-    remaining = jnp.maximum(population - prev, EPS)
+    remaining = jnp.maximum(jnp.asarray(population)[None] - prev, EPS)
     return jnp.clip((cur - prev) / remaining, EPS, 1 - EPS)
 
 
 def at_risk(observed: Any, population: Any, initial: Any) -> Any:
     """Those not yet adopted at the start of each period, from the observed cumulative series."""
     prev = jnp.concatenate([initial[None, :], observed[:-1]], axis=0)
-    return jnp.round(population - prev).astype(int)  # numpyro samples need integer counts
+    return jnp.round(jnp.asarray(population)[None] - prev).astype(int)  # numpyro samples need integer counts
 
 
 @dataclass(frozen=True)
@@ -68,5 +68,6 @@ class Observation:
 
 def awareness_distribution(unaware: Any, population: Any) -> dist.Distribution:
     """Surveyed aware counts ~ Binomial(population, aware share of the model)."""
-    share = jnp.clip((population - unaware) / population, EPS, 1 - EPS)
+    pop = jnp.asarray(population)[None]
+    share = jnp.clip((pop - unaware) / pop, EPS, 1 - EPS)
     return dist.Binomial(total_count=jnp.round(population).astype(int), probs=share)

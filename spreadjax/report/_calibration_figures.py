@@ -172,9 +172,11 @@ def plot_predictive(groups: Mapping[str, xr.Dataset], path: str | Path) -> Path:
         ax.set_ylim(bottom=0)
         ax.tick_params(labelsize=8)
         if xlabel == "date":
-            for label in ax.get_xticklabels():
-                label.set_rotation(30)
-                label.set_horizontalalignment("right")
+            import matplotlib.dates as mdates
+
+            locator = mdates.AutoDateLocator(minticks=3, maxticks=6)
+            ax.xaxis.set_major_locator(locator)
+            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     for k in range(len(shown), nrows * ncols):
         axes[k // ncols, k % ncols].set_visible(False)
     more = f"; first {len(shown)} of {len(sites)} sites" if len(shown) < len(sites) else ""
@@ -277,7 +279,7 @@ def plot_prior_posterior(groups: Mapping[str, xr.Dataset], path: str | Path,
                          var_names: Sequence[str] | None = None) -> Path:
     """Prior vs posterior draws, one small panel per parameter element (histogram densities, step lines).
 
-    Positive parameters whose prior spans more than two orders of magnitude (1st to 99th percentile)
+    Positive parameters whose prior spans more than two orders of magnitude (central 99% of draws)
     are drawn on a log x-axis, as density per decade.
     """
     plt = _pyplot()
@@ -303,7 +305,7 @@ def plot_prior_posterior(groups: Mapping[str, xr.Dataset], path: str | Path,
         both = np.concatenate([q, p]) if p is not None else q
         log = False
         if p is not None and p.size and np.all(both > 0):
-            lo, hi = np.percentile(p, [1, 99])
+            lo, hi = np.percentile(p, [0.5, 99.5])
             log = lo > 0 and hi / lo > 100.0
         tv = np.log10(both) if log else both
         parts = [np.log10(a) if log else a for a in ((q, p) if p is not None else (q,)) if a.size]
@@ -312,7 +314,8 @@ def plot_prior_posterior(groups: Mapping[str, xr.Dataset], path: str | Path,
         if not np.isfinite(lo) or not np.isfinite(hi) or hi <= lo:
             centre = float(np.median(tv)) if tv.size else 0.0
             lo, hi = centre - 0.5, centre + 0.5
-        edges = np.linspace(lo, hi, 41)
+        nbins = int(np.clip(np.sqrt(min(a.size for a in parts)), 10, 40))
+        edges = np.linspace(lo, hi, nbins + 1)
         xs = 10.0 ** edges if log else edges
         if p is not None:
             h = ax.stairs(_density(p, edges, log), xs, color=OKABE_ITO[7], linewidth=1.0, linestyle="--")
