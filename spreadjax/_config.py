@@ -19,7 +19,8 @@ import numpy as np
 from ._errors import ConfigError, InputError, ModelError
 
 SECTIONS = ("title", "description", "model", "sites", "parameters", "schedules", "network",
-            "simulation", "stochastic", "data", "observation", "priors", "calibration")
+            "simulation", "stochastic", "data", "observation", "priors", "calibration", "scenarios",
+            "ensemble")
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,8 @@ class Config:
     stochastic: StochasticConfig
     raw: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
     calibration: Any = None  # spreadjax.calibrate.Calibration when [data] is given
+    scenarios: tuple = ()  # spreadjax.ensemble Scenario objects (a single "baseline" by default)
+    ensemble: Any = None  # spreadjax.ensemble EnsembleSettings
 
     @property
     def n_sites(self) -> int:
@@ -136,8 +139,19 @@ def parse_config(raw: dict, where: str = "<config>") -> Config:
     from .calibrate._settings import parse_calibration
 
     calibration = parse_calibration(raw, where, model, dict(parameters))
+    from .ensemble._settings import parse_ensemble, parse_scenarios
+
+    def scenario_values(params: Any, scheds: Any, label: str):
+        section = label.strip("[]")
+        return (_parameters({f"{section}.parameters": params}, model, n, where, f"{section}.parameters"),
+                _schedules({f"{section}.schedules": scheds}, model, n, where, f"{section}.schedules"))
+
+    scenarios = parse_scenarios(raw, where, model, scenario_values)
+    known_outputs = [k for k, v in model.names.items() if v != "parameter"]
+    ensemble = parse_ensemble(raw, where, model, scenarios, simulation.start_date,
+                              calibration is not None and bool(calibration.priors), known_outputs)
     return Config(where, title, name, tuple(sorted(options.items())), sites, parameters, schedules,
-                  network, simulation, stochastic, raw, calibration)
+                  network, simulation, stochastic, raw, calibration, scenarios, ensemble)
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -215,15 +229,15 @@ def _sites(raw: dict, model, where: str) -> tuple[str, ...]:
     return tuple(f"site{i + 1}" for i in range(n))
 
 
-def _parameters(raw: dict, model, n: int, where: str) -> tuple[tuple[str, Any], ...]:
-    table = _section(raw, "parameters", where)
+def _parameters(raw: dict, model, n: int, where: str, section: str = "parameters") -> tuple[tuple[str, Any], ...]:
+    table = _section(raw, section, where)
     known = {p.name: p for p in model.parameters}
     out = []
     for key, value in table.items():
         if key not in known:
-            raise ConfigError(f"{where}: [parameters] unknown parameter {key!r}{_suggest(key, list(known))}")
+            raise ConfigError(f"{where}: [{section}] unknown parameter {key!r}{_suggest(key, list(known))}")
         p = known[key]
-        label = f"[parameters] {key}"
+        label = f"[{section}] {key}"
         if isinstance(value, list):
             if len(value) != n:
                 raise ConfigError(
@@ -245,14 +259,14 @@ def _parameters(raw: dict, model, n: int, where: str) -> tuple[tuple[str, Any], 
     return tuple(out)
 
 
-def _schedules(raw: dict, model, n: int, where: str) -> tuple[tuple[str, Any], ...]:
-    table = _section(raw, "schedules", where)
+def _schedules(raw: dict, model, n: int, where: str, section: str = "schedules") -> tuple[tuple[str, Any], ...]:
+    table = _section(raw, section, where)
     known = {s.name for s in model.schedules}
     out = []
     for key, sched in table.items():
-        label = f"[schedules.{key}]"
+        label = f"[{section}.{key}]"
         if key not in known:
-            raise ConfigError(f"{where}: [schedules] unknown schedule {key!r}{_suggest(key, sorted(known))}")
+            raise ConfigError(f"{where}: [{section}] unknown schedule {key!r}{_suggest(key, sorted(known))}")
         if not isinstance(sched, dict):
             raise ConfigError(f"{where}: {label} must be a table with times and values")
         _keys(sched, ("times", "values"), where, label)

@@ -57,6 +57,7 @@ __all__ = [
     "hazard_loglik",
     "hazard_model",
     "hazard_posterior",
+    "medical_innovation_design",
     "medical_innovation_peer_effect",
     "person_periods",
     "simulate_network_hazard",
@@ -629,7 +630,7 @@ def medical_innovation_peer_effect(
         "exposure": fit.samples["beta_exposure"],
         **{name: beta_cov[..., k] for k, name in enumerate(data.covariate_names)},
     }
-    summary = summarize({k: v for k, v in draws.items()}, {"diverging": fit.stats["diverging"]})
+    summary = summarize(draws, {"diverging": fit.stats["diverging"]})
     names = list(PUBLISHED_MI)
     pick = lambda col: np.array([float(summary[col].sel(parameter=n)) for n in names])  # noqa: E731
     published = np.array([PUBLISHED_MI[n][0] for n in names])
@@ -658,7 +659,8 @@ def medical_innovation_peer_effect(
 
 def format_peer_effect_table(table: xr.Dataset) -> str:
     """Text table of :func:`medical_innovation_peer_effect`: published GLM vs our posterior."""
-    head = f"{'coefficient':<11} {'GLM est':>9} {'GLM SE':>8} {'post mean':>10} {'post sd':>8} {'90% CI':>19} {'R-hat':>6}"
+    head = (f"{'coefficient':<11} {'GLM est':>9} {'GLM SE':>8} {'post mean':>10} {'post sd':>8} {'90% CI':>19} "
+            f"{'R-hat':>6}")
     lines = [head, "-" * len(head)]
     for i, name in enumerate(table["coefficient"].values):
         r = {k: float(table[k].values[i]) for k in table.data_vars}

@@ -1,0 +1,152 @@
+"""The ensemble plan: draws x scenarios x replicates, split into chunks of draws (pure numpy/JAX).
+
+Every member is a ``(draw, replicate)`` pair and is simulated under every scenario with the same
+parameter draw and the same random key (common random numbers), so scenario differences are not
+noise. A member's key is ``fold_in(fold_in(PRNGKey(seed), draw), replicate)``: it depends on the
+member's own indices only, never on the chunk it falls in or the order chunks finish.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._errors import InputError
+
+
+@dataclass(frozen=True)
+class EnsemblePlan:
+    """Sizes and chunking. Chunks are ranges of draws; the last one is padded when computed."""
+
+    n_draws: int
+    scenarios: tuple[str, ...]
+    n_replicates: int
+    chunk_size: int
+    seed: int
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.n_draws // self.chunk_size)
+
+    def chunk(self, i: int) -> tuple[int, int]:
+        """Draw range ``[start, stop)`` of chunk ``i``."""
+        start = i * self.chunk_size
+        return start, min(start + self.chunk_size, self.n_draws)
+
+    @property
+    def n_members(self) -> int:
+        return self.n_draws * self.n_replicates
+
+
+def draw_values(config: Any, posterior: str | None = None) -> dict[str, np.ndarray]:
+    """Values of the varied parameters per draw: ``{name: (draw, site)}``.
+
+    ``source`` (from ``[ensemble]``): ``posterior`` (draws sampled without replacement when there
+    are enough, with a seeded permutation), ``prior`` (the calibration priors), ``design`` (a
+    scrambled Sobol design over the given ranges) or ``fixed`` (nothing varies but the seed).
+    """
+    s = config.ensemble
+    n, sites = s.draws, config.n_sites
+    rng = np.random.default_rng(s.seed)
+    if s.source == "fixed":
+        return {}
+    if s.source == "design":
+        from scipy.stats import qmc
+
+        names = [name for name, _ in s.design]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # Sobol balance needs 2^k points: fine here
+            unit = qmc.Sobol(len(names), scramble=True, seed=s.seed).random(n)
+        lo = np.array([b[0] for _, b in s.design])
+        hi = np.array([b[1] for _, b in s.design])
+        values = lo + unit * (hi - lo)
+        return {name: np.repeat(values[:, i : i + 1], sites, axis=1) for i, name in enumerate(names)}
+    if s.source == "prior":
+        return _prior_draws(config, n)
+    return _posterior_draws(config, posterior or s.posterior, rng)
+
+
+def _prior_draws(config: Any, n: int) -> dict[str, np.ndarray]:
+    import jax
+    from numpyro.infer import Predictive
+
+    from ..calibrate._priors import sample_parameter
+
+    priors = config.calibration.priors
+    sites = config.n_sites
+
+    def model():
+        for p in priors:
+            sample_parameter(p, sites)
+
+    out = Predictive(model, num_samples=n)(jax.random.PRNGKey(config.ensemble.seed))
+    return {p.name: _per_site(np.asarray(out[p.name]), n, sites) for p in priors}
+
+
+def _posterior_draws(config: Any, path: str | None, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    from ..calibrate._run import read_posterior
+
+    if path is None:
+        raise InputError(
+            f"{config.path}: [ensemble] source = \"posterior\" needs a posterior file: pass --posterior "
+            "FILE or set [ensemble] posterior = \"...\" (run `spreadjax calibrate` to make one)"
+        )
+    posterior = read_posterior(path)["posterior"]
+    names = [p.name for p in config.calibration.priors] if config.calibration else []
+    model_params = {p.name for p in config.build_model().parameters}
+    names = names or [v for v in posterior.data_vars if v in model_params]
+    missing = [v for v in names if v not in posterior]
+    if missing or not names:
+        raise InputError(f"{path}: the posterior has no draws of {', '.join(missing) or 'any model parameter'}")
+    total = posterior.sizes["chain"] * posterior.sizes["draw"]
+    n = config.ensemble.draws
+    pick = rng.permutation(total)[:n] if n <= total else rng.integers(0, total, n)
+    out = {}
+    for name in names:
+        arr = posterior[name].stack(sample=("chain", "draw")).transpose("sample", ...).values[pick]
+        if arr.ndim == 2 and arr.shape[1] != config.n_sites:
+            raise InputError(f"{path}: {name} has {arr.shape[1]} sites; the config has {config.n_sites}")
+        out[name] = _per_site(arr, n, config.n_sites)
+    return out
+
+
+def _per_site(arr: np.ndarray, n: int, sites: int) -> np.ndarray:
+    return np.broadcast_to(arr.reshape(n, -1), (n, sites)).astype(float).copy()
+
+
+def scenario_table(config: Any, base: Mapping[str, Any]) -> dict[str, Any]:
+    """Per-scenario values of everything any scenario changes, stacked on a leading scenario axis.
+
+    Parameters become ``(scenario, site)``; schedules ``{"times": (scenario, k),
+    "values": (scenario, k, site)}``, padded to the longest by repeating the last breakpoint
+    (which leaves step and linear schedules unchanged).
+    """
+    changed_params = sorted({k for sc in config.scenarios for k, _ in sc.parameters})
+    changed_sched = sorted({k for sc in config.scenarios for k, _ in sc.schedules})
+    n = config.n_sites
+    table: dict[str, Any] = {}
+    for name in changed_params:
+        rows = []
+        for sc in config.scenarios:
+            value = dict(sc.parameters).get(name)
+            rows.append(np.asarray(base[name]) if value is None else np.broadcast_to(np.asarray(value, float), (n,)))
+        table[name] = np.stack(rows)
+    for name in changed_sched:
+        entries = []
+        for sc in config.scenarios:
+            given = dict(sc.schedules).get(name)
+            if given is None:
+                times, values = np.asarray(base[name]["times"]), np.asarray(base[name]["values"])
+            else:
+                times = np.asarray(given[0], float)
+                values = np.asarray([np.broadcast_to(np.asarray(v, float), (n,)) for v in given[1]])
+            entries.append((times, values))
+        k = max(t.size for t, _ in entries)
+        pad = lambda a, axis_len: np.concatenate([a, np.repeat(a[-1:], axis_len - a.shape[0], 0)])  # noqa: E731
+        table[name] = {"times": np.stack([pad(t, k) for t, _ in entries]),
+                       "values": np.stack([pad(v, k) for _, v in entries])}
+    return table

@@ -1,0 +1,175 @@
+"""Running an ensemble on dask.distributed, chunk by chunk into a resumable zarr store.
+
+By default a ``LocalCluster`` sized to the machine (one single-threaded worker process per core,
+or one per GPU); ``scheduler`` connects to a running cluster; ``[ensemble.cluster]`` starts SLURM
+or PBS jobs through dask-jobqueue. Each chunk is a task: the worker builds the compiled chunk
+function once, simulates its draws and writes them into the store; the client marks the chunk
+done. A chunk lost with its worker is recomputed elsewhere; a restarted run skips chunks already
+done. ``workers=0`` runs every chunk in this process, without dask.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._errors import InputError
+from ._plan import EnsemblePlan, draw_values
+from ._store import check_store, create_store, identity, mark_done, read_draws, write_chunk
+
+Progress = Callable[[int, int], None]
+WORKER_ENV = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+              "OMP_NUM_THREADS": "1"}
+
+
+@dataclass
+class RunReport:
+    """What a run did: chunks computed now, chunks found done, where the store is."""
+
+    store: Path
+    plan: EnsemblePlan
+    computed: list[int]
+    skipped: int
+
+
+def plan_for(config: Any) -> EnsemblePlan:
+    s = config.ensemble
+    return EnsemblePlan(s.draws, tuple(sc.name for sc in config.scenarios), s.replicates, s.chunk_size, s.seed)
+
+
+def prepare(config: Any, store: Path, posterior: str | None = None) -> tuple[EnsemblePlan, list[int], int]:
+    """Create the store, or check an existing one; returns the plan, pending chunks and skipped count."""
+    from .._jobs import build_simulation
+
+    plan = plan_for(config)
+    vals = draw_values(config, posterior)
+    ident = identity(config, vals)
+    if store.exists():
+        done = check_store(store, ident)
+    else:
+        sim, base, _ = build_simulation(config)
+        create_store(store, config, plan, vals, ident, np.asarray(sim.ts), np.asarray(base["population"]))
+        done = np.zeros(plan.n_chunks, dtype=bool)
+    pending = [i for i in range(plan.n_chunks) if not done[i]]
+    return plan, pending, int(done.sum())
+
+
+@functools.lru_cache(maxsize=4)
+def _runner(raw_json: str, where: str):
+    from .._config import parse_config
+    from .._jobs import enable_dtype
+    from ._batch import ChunkRunner
+
+    config = parse_config(json.loads(raw_json), where)
+    enable_dtype(config.simulation.dtype)
+    return ChunkRunner(config)
+
+
+def compute_chunk(raw_json: str, where: str, store: str, plan: EnsemblePlan, i: int) -> int:
+    """Simulate chunk ``i`` and write it into ``store``; returns ``i`` (runs on a worker)."""
+    start, stop = plan.chunk(i)
+    runner = _runner(raw_json, where)
+    draws = read_draws(Path(store), start, stop)
+    result = runner.run(start, draws, stop - start)
+    write_chunk(Path(store), plan, i, result)
+    return i
+
+
+def run_ensemble(config: Any, store: Path, *, posterior: str | None = None, scheduler: str | None = None,
+                 workers: int | None = None, progress: Progress | None = None) -> RunReport:
+    """Run (or resume) the config's ensemble into ``store``."""
+    plan, pending, skipped = prepare(config, store, posterior)
+    raw_json = json.dumps(config.raw, default=str)
+    where = str(Path(config.path).resolve()) if Path(config.path).exists() else str(config.path)
+    progress = progress or (lambda done, total: None)
+    progress(skipped, plan.n_chunks)
+    workers = config.ensemble.workers if workers is None else workers
+    computed: list[int] = []
+    if workers == 0 and scheduler is None:
+        for i in pending:
+            compute_chunk(raw_json, where, str(store), plan, i)
+            mark_done(store, i)
+            computed.append(i)
+            progress(skipped + len(computed), plan.n_chunks)
+        return RunReport(store, plan, computed, skipped)
+    from distributed import as_completed
+
+    with _client(config, scheduler, workers) as client:
+        futures = [client.submit(compute_chunk, raw_json, where, str(store.resolve()), plan, i,
+                                 key=f"spreadjax-chunk-{store.name}-{i}-{os.getpid()}", retries=3, pure=False)
+                   for i in pending]
+        for future in as_completed(futures):
+            i = future.result()
+            mark_done(store, i)
+            computed.append(i)
+            progress(skipped + len(computed), plan.n_chunks)
+    return RunReport(store, plan, computed, skipped)
+
+
+def default_workers() -> int:
+    """One worker per GPU when JAX sees GPUs, else one per CPU core."""
+    try:
+        import jax
+
+        gpus = [d for d in jax.devices() if d.platform == "gpu"]
+    except RuntimeError:
+        gpus = []
+    return len(gpus) or (os.cpu_count() or 1)
+
+
+class _client:
+    """Context manager yielding a dask Client for the configured cluster, closed afterwards."""
+
+    def __init__(self, config: Any, scheduler: str | None, workers: int | None):
+        self.config, self.scheduler, self.workers = config, scheduler, workers
+        self.cluster = None
+        self.client = None
+
+    def __enter__(self):
+        from distributed import Client, LocalCluster
+
+        if self.scheduler:
+            try:
+                self.client = Client(self.scheduler, timeout="20s")
+            except OSError as exc:
+                raise InputError(f"cannot reach the dask scheduler at {self.scheduler!r}: {exc}") from None
+            return self.client
+        c = self.config.ensemble.cluster
+        if c.kind == "local":
+            n = self.workers or default_workers()
+            self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                                        env=WORKER_ENV, silence_logs=40)
+        else:
+            self.cluster = jobqueue_cluster(self.config)
+            self.cluster.scale(jobs=c.jobs)
+        self.client = Client(self.cluster)
+        return self.client
+
+    def __exit__(self, *exc):
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def jobqueue_cluster(config: Any):
+    """A dask-jobqueue SLURMCluster or PBSCluster from ``[ensemble.cluster]`` (not started)."""
+    c = config.ensemble.cluster
+    try:
+        import dask_jobqueue
+    except ImportError:
+        raise InputError("[ensemble.cluster] kind = \"%s\" needs dask-jobqueue: pip install 'spreadjax[hpc]'" % c.kind) from None
+    cls = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}[c.kind]
+    options = dict(c.options)
+    options.setdefault("job_script_prologue", [f"export {k}='{v}'" for k, v in WORKER_ENV.items()])
+    try:
+        return cls(**options)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{config.path}: [ensemble.cluster]: {exc}") from None
