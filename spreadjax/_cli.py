@@ -147,6 +147,104 @@ def calibrate(
             out.print(f"wrote {png}", highlight=False)
 
 
+@app.command()
+def ensemble(
+    config: ConfigArg,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("out"),
+    posterior: Annotated[Path | None, typer.Option(help="posterior.nc to draw parameters from.")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Address of a running dask scheduler.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Local dask workers (0: run in this process).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan (and job script) only.")] = False,
+) -> None:
+    """Run draws x scenarios x seeds: writes OUT/ensemble.zarr, OUT/summary.json, OUT/summary.nc."""
+    from ._config import load_config
+
+    if scheduler is not None and workers is not None:
+        _fail(InputError("give --scheduler or --workers, not both"))
+    try:
+        cfg = load_config(config)
+        if posterior is not None and not posterior.exists():
+            raise InputError(f"{posterior}: no such posterior file")
+        from .ensemble._run import plan_for
+
+        plan = plan_for(cfg)
+    except InputError as exc:
+        _fail(exc)
+    store = out_dir / "ensemble.zarr"
+    s = cfg.ensemble
+    out.print(f"{cfg.title}: {plan.n_draws} draws ({s.source}) x {len(plan.scenarios)} scenario(s) "
+              f"[{', '.join(plan.scenarios)}] x {plan.n_replicates} replicate(s) = "
+              f"{plan.n_members * len(plan.scenarios)} runs in {plan.n_chunks} chunk(s) of {plan.chunk_size} draws",
+              highlight=False, markup=False)
+    if dry_run:
+        _dry_run(cfg, store, plan, scheduler, workers)
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+    from .ensemble._run import run_ensemble
+
+    columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    try:
+        with Progress(*columns, console=err, transient=False) as bar:
+            task = bar.add_task("chunks", total=plan.n_chunks)
+            report = run_ensemble(cfg, store, posterior=None if posterior is None else str(posterior),
+                                  scheduler=scheduler, workers=workers,
+                                  progress=lambda done, total: bar.update(task, completed=done))
+    except InputError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        err.print(f"interrupted: finished chunks are kept in {store}; run the same command again to resume")
+        raise typer.Exit(130) from None
+    out.print(f"wrote {store}: {len(report.computed)} chunk(s) computed, {report.skipped} already done",
+              highlight=False)
+    _write_summaries(cfg, store, out_dir)
+
+
+def _dry_run(cfg, store: Path, plan, scheduler: str | None, workers: int | None) -> None:
+    import numpy as np
+
+    from .ensemble._run import default_workers, jobqueue_cluster
+
+    n_times = len(cfg.simulation.times)
+    size = plan.n_members * len(plan.scenarios) * n_times * cfg.n_sites * len(cfg.ensemble.outputs)
+    size *= np.dtype(cfg.simulation.dtype).itemsize
+    out.print(f"store: {store} ({'exists: finished chunks will be skipped' if store.exists() else 'new'}), "
+              f"about {size / 1e6:.1f} MB for outputs {', '.join(cfg.ensemble.outputs)}", highlight=False, markup=False)
+    c = cfg.ensemble.cluster
+    if scheduler:
+        out.print(f"would connect to the dask scheduler at {scheduler}", highlight=False)
+    elif c.kind == "local":
+        n = workers if workers is not None else (cfg.ensemble.workers or default_workers())
+        out.print("would run in this process, without dask" if n == 0 else
+                  f"would start a LocalCluster with {n} single-threaded worker process(es)", highlight=False)
+    else:
+        try:
+            cluster = jobqueue_cluster(cfg)
+        except InputError as exc:
+            _fail(exc)
+        out.print(f"would submit {c.jobs} {c.kind.upper()} job(s) with this script:", highlight=False)
+        out.print(cluster.job_script(), highlight=False, markup=False)
+        cluster.close()
+
+
+def _write_summaries(cfg, store: Path, out_dir: Path) -> None:
+    import json
+
+    from ._io import write_atomic, write_netcdf
+    from .ensemble._store import open_results
+    from .ensemble._summary import summarize_ensemble
+
+    s = cfg.ensemble
+    targets = [{"fraction": t.fraction, "by": t.by, "label": t.label} for t in s.targets]
+    with err.status("summarising", spinner="dots"):
+        ds = open_results(store)
+        summary, as_json = summarize_ensemble(ds, targets=targets, baseline=s.baseline)
+    write_netcdf(summary, out_dir / "summary.nc")
+    write_atomic(out_dir / "summary.json", lambda tmp: tmp.write_text(json.dumps(as_json, indent=2, allow_nan=False)))
+    out.print(f"wrote {out_dir / 'summary.json'}, {out_dir / 'summary.nc'}", highlight=False)
+
+
 def _print_headline(ds) -> None:
     if "adopted" not in ds or "population" not in ds:
         return

@@ -144,7 +144,7 @@ class _client:
         c = self.config.ensemble.cluster
         if c.kind == "local":
             n = self.workers or default_workers()
-            self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+            self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                                         env=WORKER_ENV, silence_logs=40)
         else:
             self.cluster = jobqueue_cluster(self.config)
