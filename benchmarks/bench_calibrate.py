@@ -199,6 +199,14 @@ def check_logp(problem: Any, spec: dict[str, Any], model: str) -> dict[str, Any]
 
 
 # -- workers (fresh subprocesses) -----------------------------------------------------------------
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its waited-for children (PyMC's samplers)."""
+    import resource
+
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
 def worker_spreadjax(model: str, warmup: int, samples: int, calls: int) -> tuple[dict, dict]:
     started = time.perf_counter()
     import jax
@@ -216,7 +224,7 @@ def worker_spreadjax(model: str, warmup: int, samples: int, calls: int) -> tuple
 
     jax.monitoring.register_event_duration_secs_listener(listen)
     out, draws = [], {}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     config = load_config(model)
     problem = build_problem(config)
     s = config.calibration.settings
@@ -225,12 +233,13 @@ def worker_spreadjax(model: str, warmup: int, samples: int, calls: int) -> tuple
         fit = run_nuts(problem, chains=CHAINS, warmup=warmup, samples=samples, seed=s.seed,
                        target_accept=s.target_accept, max_tree_depth=s.max_tree_depth)
         wall = time.perf_counter() - start
-        out.append({"wall_s": wall, "compile_events_s": {k: v - before.get(k, 0.0) for k, v in events.items()},
+        out.append({"wall_s": wall, "cpu_s": cpu_seconds() - cpu,
+                    "compile_events_s": {k: v - before.get(k, 0.0) for k, v in events.items()},
                     "divergences": int(np.sum(fit.stats["diverging"])),
                     "leapfrog_steps_sampling": int(np.sum(fit.stats["num_steps"]))})
         draws.update({f"{i}/{k}": np.asarray(fit.samples[k]) for k in FREE[model] + COMPARED})
         print(f"  spreadjax {model} call {i + 1}: {wall:.1f} s", file=sys.stderr, flush=True)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
     meta = {"calls": out, "import_s": imported, "chain_method": fit.settings["chain_method"],
             "local_device_count": jax.local_device_count(), "settings": fit.settings}
     return meta, draws
@@ -245,7 +254,7 @@ def worker_pymc(model: str, warmup: int, samples: int, calls: int, spec: dict) -
     settings = spec["settings"]
     cores = min(CHAINS, os.cpu_count() or 1)
     out, draws = [], {}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     m = pymc_model(spec)
     for i in range(calls):
         idata = pm.sample(draws=samples, tune=warmup, chains=CHAINS, cores=cores, random_seed=settings["seed"],
@@ -254,11 +263,11 @@ def worker_pymc(model: str, warmup: int, samples: int, calls: int, spec: dict) -
                           progressbar=False, compute_convergence_checks=False, model=m)
         wall = time.perf_counter() - start
         st = idata.sample_stats
-        out.append({"wall_s": wall, "divergences": int(st["diverging"].values.sum()),
+        out.append({"wall_s": wall, "cpu_s": cpu_seconds() - cpu, "divergences": int(st["diverging"].values.sum()),
                     "leapfrog_steps_sampling": int(st["n_steps"].values.sum())})
         draws.update({f"{i}/{k}": np.asarray(idata.posterior[k].values) for k in FREE[model] + COMPARED})
         print(f"  pymc {model} call {i + 1}: {wall:.1f} s", file=sys.stderr, flush=True)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
     meta = {"calls": out, "import_s": imported, "cores": cores, "compiledir": str(pytensor.config.compiledir),
             "sampler": "pm.sample(nuts_sampler='pymc'), init='jitter+adapt_diag' (default)",
             "settings": {**settings, "cores": cores}}
@@ -326,6 +335,10 @@ def tool_row(model: str, tool: str, meta: dict[str, Any], cached: dict[str, Any]
                np.array_equal(meta["draws"][f"0/{n}"], meta["draws"][f"{len(per_call) - 1}/{n}"]) for n in names),
            "calls": meta["calls"], "posterior": per_call[0],
            **{k: meta[k] for k in meta if k not in ("calls", "draws")}}
+    if tool == "spreadjax":
+        xla = [c["compile_events_s"].get("/jax/core/compile/backend_compile_duration", 0.0) for c in meta["calls"]]
+        row.update(xla_compile_s=xla, wall_s_warm_minus_xla_compile=warm - xla[-1],
+                   ess_per_s_warm_minus_xla_compile=min_ess[-1] / (warm - xla[-1]))
     if cached is not None:
         if "error" in cached:
             row["cold_cached_error"] = cached["error"]
@@ -477,6 +490,10 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{model}: posterior means of p, q agree: {'PASS' if c['posterior']['passed'] else 'FAIL'} "
                   f"(worst {worst['parameter']}: |diff| {worst['abs_diff']:.4f} vs tolerance {worst['tolerance']:.4f})")
     for r in rows:
+        if "xla_compile_s" in r:
+            print(f"{r['model']}: spreadjax XLA compile {r['xla_compile_s'][0]:.1f} s (cold call), "
+                  f"{r['xla_compile_s'][-1]:.1f} s (warm call); warm wall minus XLA compile "
+                  f"{r['wall_s_warm_minus_xla_compile']:.1f} s ({r['ess_per_s_warm_minus_xla_compile']:.2f} ESS/s)")
         if "wall_s_cold_cached" in r:
             print(f"{r['model']}: PyMC cold with a populated compile cache: {r['wall_s_cold_cached']:.1f} s "
                   f"({r['ess_per_s_cold_cached']:.2f} ESS/s)")
@@ -496,7 +513,11 @@ def main(argv: list[str] | None = None) -> None:
         "metric": "min bulk ESS over the free parameters / wall seconds of the fit (warm-up included)",
         "cold": "fresh process: model/problem build + first fit, all compilation included (PyMC with an "
                 "empty pytensor compiledir; wall_s_cold_cached: new process, compiledir populated)",
-        "warm": "second identical fit call in the same process (whatever compiled code the tool reuses)",
+        "warm": "second identical fit call in the same process (whatever compiled code the tool reuses); "
+                "spreadjax rows also give the warm wall minus the XLA backend-compile time JAX reports "
+                "(jax.monitoring /jax/core/compile/backend_compile_duration)",
+        "cpu_s": "per call: user + system CPU seconds of the worker and its waited-for children; "
+                 "cpu_s / wall_s well below the cores used means other load on the machine",
         "quick": args.quick, "settings": settings, "checks": checks, "rows": rows,
         "pymc_error": pymc_error,
     })

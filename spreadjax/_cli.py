@@ -236,7 +236,8 @@ def _write_summaries(cfg, store: Path, out_dir: Path) -> None:
     from .ensemble._summary import summarize_ensemble
 
     s = cfg.ensemble
-    targets = [{"fraction": t.fraction, "by": t.by, "label": t.label} for t in s.targets]
+    targets = [{"fraction": t.fraction, "label": t.label, **({"date": t.date} if t.date else {"by": t.by})}
+               for t in s.targets]
     with err.status("summarising", spinner="dots"):
         ds = open_results(store)
         summary, as_json = summarize_ensemble(ds, targets=targets, baseline=s.baseline)

@@ -148,7 +148,7 @@ def parse_config(raw: dict, where: str = "<config>") -> Config:
 
     scenarios = parse_scenarios(raw, where, model, scenario_values)
     known_outputs = [k for k, v in model.names.items() if v != "parameter"]
-    ensemble = parse_ensemble(raw, where, model, scenarios, simulation.start_date,
+    ensemble = parse_ensemble(raw, where, model, scenarios, simulation,
                               calibration is not None and bool(calibration.priors), known_outputs)
     return Config(where, title, name, tuple(sorted(options.items())), sites, parameters, schedules,
                   network, simulation, stochastic, raw, calibration, scenarios, ensemble)

@@ -117,11 +117,12 @@ def run_approximate(
         point = guide.median(params)
         predictive = Predictive(problem.model, posterior_samples=jax.tree.map(lambda v: v[None], point),
                                 return_sites=None)
-        sites = predictive(key_draw)
+        sites = {**jax.tree.map(lambda v: v[None], point), **predictive(key_draw)}  # latent + derived
         samples = {k: np.broadcast_to(np.asarray(v), (draws,) + np.shape(v)[1:]) for k, v in sites.items()
                    if k not in ("new_adopters", "aware")}
     else:
-        latent = guide.sample_posterior(key_draw, params, sample_shape=(draws,))
+        with jax.numpy_rank_promotion("allow"):  # numpyro's guides broadcast sample_shape implicitly
+            latent = guide.sample_posterior(key_draw, params, sample_shape=(draws,))
         predictive = Predictive(problem.model, posterior_samples=latent)
         sites = predictive(key_draw)
         samples = {**{k: np.asarray(v) for k, v in latent.items()},

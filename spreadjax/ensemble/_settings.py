@@ -32,6 +32,7 @@ class Target:
     fraction: float
     by: float
     label: str
+    date: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def parse_scenarios(raw: dict, where: str, model: Any, parse_values: Any) -> tup
     return tuple(out)
 
 
-def parse_ensemble(raw: dict, where: str, model: Any, scenarios: tuple[Scenario, ...], start_date: str | None,
+def parse_ensemble(raw: dict, where: str, model: Any, scenarios: tuple[Scenario, ...], simulation: Any,
                    has_priors: bool, outputs_known: list[str]) -> EnsembleSettings:
     table = raw.get("ensemble", {})
     if not isinstance(table, dict):
@@ -116,7 +117,11 @@ def parse_ensemble(raw: dict, where: str, model: Any, scenarios: tuple[Scenario,
     baseline = table.get("baseline", names[0])
     if baseline not in names:
         raise ConfigError(f"{where}: [ensemble] baseline = {baseline!r} is not a scenario; scenarios: {', '.join(names)}")
-    targets = _targets(table.get("targets", []), where, start_date)
+    targets = _targets(table.get("targets", []), where, simulation.start_date)
+    for t in targets:
+        if not simulation.start <= t.by <= simulation.end + 1e-9:
+            raise ConfigError(f"{where}: [ensemble] target '{t.label}' falls outside the simulated years "
+                              f"{simulation.start:g} to {simulation.end:g}; extend [simulation] end")
     workers = table.get("workers")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ConfigError(f"{where}: [ensemble] workers = {workers!r}: expected a whole number >= 1")
@@ -169,6 +174,8 @@ def _targets(targets: Any, where: str, start_date: str | None) -> tuple[Target, 
                 raise ConfigError(f"{where}: {label} date = {t['date']!r}: expected a date like 2028-03-31") from None
             by = (date - _dt.date.fromisoformat(start_date)).days / 365.25
             text = f"{frac:.0%} adopted by {date.isoformat()}"
+            out.append(Target(float(frac), float(by), text, date.isoformat()))
+            continue
         else:
             by = t["by"]
             if isinstance(by, bool) or not isinstance(by, (int, float)):
