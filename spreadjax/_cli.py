@@ -229,21 +229,83 @@ def _dry_run(cfg, store: Path, plan, scheduler: str | None, workers: int | None)
 
 
 def _write_summaries(cfg, store: Path, out_dir: Path) -> None:
+    from ._pipeline import write_summaries
+
+    with err.status("summarising", spinner="dots"):
+        write_summaries(cfg, store, out_dir)
+    out.print(f"wrote {out_dir / 'summary.json'}, {out_dir / 'summary.nc'}", highlight=False)
+
+
+@app.command()
+def run(
+    config: Annotated[Path | None, typer.Argument(help="TOML config (default: the bundled Medical Innovation example).",
+                                                  show_default=False)] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("out"),
+    workers: Annotated[int | None, typer.Option(help="Local dask workers (0: run in this process).")] = None,
+) -> None:
+    """The whole job: calibrate, ensemble over the scenarios, summaries, sensitivities and OUT/report.html."""
+    import time
+
+    from ._config import load_config
+    from ._pipeline import default_config_path, run_pipeline
+
+    path = config or default_config_path()
+    try:
+        cfg = load_config(path)
+    except InputError as exc:
+        _fail(exc)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    started = time.perf_counter()
+    out.print(f"spreadjax run: {cfg.title}", highlight=False, markup=False)
+    try:
+        with Progress("  chunks", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+                      transient=True) as bar:
+            task = bar.add_task("chunks", total=None, visible=False)
+
+            def chunk_progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total, visible=True)
+
+            def say(text: str) -> None:
+                bar.update(task, visible=False)
+                out.print(text, highlight=False, markup=False)
+
+            report = run_pipeline(cfg, out_dir, say=say, progress_bar=False, workers=workers,
+                                  chunk_progress=chunk_progress)
+    except InputError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        err.print(f"interrupted: finished stages and chunks are kept in {out_dir}; run the same command to resume")
+        raise typer.Exit(130) from None
+    from .report import headline
+
+    summary = _read_json(out_dir / "summary.json")
+    for line in headline(summary):
+        out.print(line, highlight=False, markup=False)
+    out.print(f"wrote {report} ({time.perf_counter() - started:.0f} s)", highlight=False, markup=False)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="Folder a `spreadjax run` left.", show_default=False)]) -> None:
+    """Rebuild OUT/report.html from the files a run left, without recomputing."""
+    from .report import build_report
+
+    try:
+        if not run_dir.is_dir():
+            raise InputError(f"{run_dir}: no such folder")
+        path = build_report(run_dir)
+    except InputError as exc:
+        _fail(exc)
+    out.print(f"wrote {path}", highlight=False, markup=False)
+
+
+def _read_json(path: Path) -> dict:
     import json
 
-    from ._io import write_atomic, write_netcdf
-    from .ensemble._store import open_results
-    from .ensemble._summary import summarize_ensemble
-
-    s = cfg.ensemble
-    targets = [{"fraction": t.fraction, "label": t.label, **({"date": t.date} if t.date else {"by": t.by})}
-               for t in s.targets]
-    with err.status("summarising", spinner="dots"):
-        ds = open_results(store)
-        summary, as_json = summarize_ensemble(ds, targets=targets, baseline=s.baseline)
-    write_netcdf(summary, out_dir / "summary.nc")
-    write_atomic(out_dir / "summary.json", lambda tmp: tmp.write_text(json.dumps(as_json, indent=2, allow_nan=False)))
-    out.print(f"wrote {out_dir / 'summary.json'}, {out_dir / 'summary.nc'}", highlight=False)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read ({exc})") from None
 
 
 def _print_headline(ds) -> None:

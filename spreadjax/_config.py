@@ -20,7 +20,7 @@ from ._errors import ConfigError, InputError, ModelError
 
 SECTIONS = ("title", "description", "model", "sites", "parameters", "schedules", "network",
             "simulation", "stochastic", "data", "observation", "priors", "calibration", "scenarios",
-            "ensemble")
+            "ensemble", "run")
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,7 @@ class Config:
     calibration: Any = None  # spreadjax.calibrate.Calibration when [data] is given
     scenarios: tuple = ()  # spreadjax.ensemble Scenario objects (a single "baseline" by default)
     ensemble: Any = None  # spreadjax.ensemble EnsembleSettings
+    run: Any = None  # RunSettings for `spreadjax run`
 
     @property
     def n_sites(self) -> int:
@@ -151,7 +152,36 @@ def parse_config(raw: dict, where: str = "<config>") -> Config:
     ensemble = parse_ensemble(raw, where, model, scenarios, simulation,
                               calibration is not None and bool(calibration.priors), known_outputs)
     return Config(where, title, name, tuple(sorted(options.items())), sites, parameters, schedules,
-                  network, simulation, stochastic, raw, calibration, scenarios, ensemble)
+                  network, simulation, stochastic, raw, calibration, scenarios, ensemble,
+                  _run_settings(raw, where, simulation))
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """``[run]``: how `spreadjax run` splits the data (fit on periods up to ``fit_until`` years, forecast
+    the rest), how many draws the lever sensitivities use, and assumptions to state in the report."""
+
+    fit_until: float | None = None
+    sensitivity_draws: int = 100
+    assumptions: tuple[str, ...] = ()
+
+
+def _run_settings(raw: dict, where: str, simulation: SimulationConfig) -> RunSettings:
+    r = _section(raw, "run", where)
+    _keys(r, ("fit_until", "sensitivity_draws", "assumptions"), where, "[run]")
+    fit_until = r.get("fit_until")
+    if fit_until is not None:
+        fit_until = _number(fit_until, where, "[run] fit_until")
+        if not simulation.start < fit_until < simulation.end:
+            raise ConfigError(f"{where}: [run] fit_until = {fit_until:g} must lie inside the simulated years "
+                              f"{simulation.start:g} to {simulation.end:g}")
+    draws = _typed(r, "sensitivity_draws", int, where, "[run]", 100)
+    if draws < 1:
+        raise ConfigError(f"{where}: [run] sensitivity_draws = {draws} must be at least 1")
+    notes = r.get("assumptions", [])
+    if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+        raise ConfigError(f"{where}: [run] assumptions must be a list of sentences")
+    return RunSettings(fit_until, draws, tuple(notes))
 
 
 # -- helpers --------------------------------------------------------------------------------

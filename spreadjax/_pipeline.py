@@ -1,0 +1,210 @@
+"""The main job, `spreadjax run`: calibrate, run the scenarios' ensemble from the posterior,
+summarise, measure which lever matters most, and write the report.
+
+Every stage leaves its files in the output folder and is skipped when a finished, matching file
+is already there, so a run that stops resumes where it stopped:
+
+    posterior.nc, diagnostics.*, *.png   calibration (on the data up to [run] fit_until)
+    ensemble.zarr                        the ensemble (resumes chunk by chunk)
+    summary.json, summary.nc             ensemble summaries
+    sensitivity.json                     lever elasticities (jax.grad) and Sobol indices
+    observed.json, run.json              the observed series and the provenance
+    report.html                          the report (rebuilt by `spreadjax report DIR`)
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._errors import InputError
+from ._io import write_atomic
+
+Say = Callable[[str], None]
+STAGES = ("calibrate", "ensemble", "summarise", "sensitivity", "report")
+
+
+def default_config_path() -> Path:
+    """The bundled Medical Innovation example."""
+    return Path(str(resources.files("spreadjax") / "configs" / "medical_innovation.toml"))
+
+
+def run_pipeline(config: Any, out_dir: Path, *, say: Say = print, progress_bar: bool = False,
+                 workers: int | None = None, chunk_progress: Callable[[int, int], None] | None = None) -> Path:
+    """Run every stage for ``config`` into ``out_dir``; returns the report's path."""
+    if config.calibration is None:
+        raise InputError(f"{config.path}: `spreadjax run` needs [data] and [priors] to calibrate")
+    if not config.scenarios:
+        raise InputError(f"{config.path}: no scenarios to compare")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = _now()
+    from ._jobs import config_hash
+
+    sha = config_hash(config)
+    posterior = out_dir / "posterior.nc"
+    say(f"[1/5] calibrating on the data up to {_until_text(config)}")
+    if _matches(posterior, sha, config.run.fit_until if config.run else None):
+        say(f"      {posterior} is already there for this config: kept")
+    else:
+        _calibrate(config, out_dir, sha, progress_bar, say)
+    say(f"[2/5] ensemble: {config.ensemble.draws} posterior draws x {len(config.scenarios)} scenario(s) "
+        f"x {config.ensemble.replicates} replicate(s)")
+    from .ensemble._run import run_ensemble
+
+    store = out_dir / "ensemble.zarr"
+    report = run_ensemble(config, store, posterior=str(posterior), workers=workers, progress=chunk_progress)
+    say(f"      {len(report.computed)} chunk(s) computed, {report.skipped} already done")
+    say("[3/5] summarising pace, extent and targets")
+    write_summaries(config, store, out_dir)
+    say("[4/5] which lever matters most: jax.grad elasticities and Sobol indices")
+    _sensitivity(config, store, out_dir)
+    say("[5/5] writing the report")
+    _observed(config, out_dir)
+    _provenance(config, out_dir, sha, started)
+    from .report import build_report
+
+    return build_report(out_dir)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _until_text(config: Any) -> str:
+    until = config.run.fit_until if config.run else None
+    return "the end" if until is None else f"{until:g} years (then forecast the rest)"
+
+
+def _matches(posterior: Path, sha: str, fit_until: float | None) -> bool:
+    """Whether ``posterior`` was written by this config with the same data split."""
+    if not posterior.exists():
+        return False
+    try:
+        from .calibrate._run import read_posterior
+
+        attrs = read_posterior(posterior)["posterior"].attrs
+    except InputError:
+        return False
+    return attrs.get("config_sha256") == sha and float(attrs.get("fit_until", -1.0)) == (
+        -1.0 if fit_until is None else float(fit_until))
+
+
+def _calibrate(config: Any, out_dir: Path, sha: str, progress_bar: bool, say: Say) -> None:
+    from .calibrate._run import build_problem, calibrate, write_posterior
+    from .report._calibration_figures import plot_calibration
+
+    until = config.run.fit_until if config.run else None
+    problem = build_problem(config, fit_until=until)
+    s = config.calibration.settings
+    attrs = {"config": str(config.path), "config_sha256": sha, "seed": s.seed,
+             "fit_until": -1.0 if until is None else float(until)}
+    result = calibrate(problem, s, progress_bar=progress_bar, attrs=attrs)
+    table = result.table()
+    flags = "\n".join(f"- {f}" for f in result.flags) or "- all diagnostics pass"
+    write_atomic(out_dir / "diagnostics.txt", lambda tmp: tmp.write_text(f"{table}\n\nFlags:\n{flags}\n"))
+    frame = result.summary.drop_vars("ebfmi", errors="ignore").to_dataframe()
+    write_atomic(out_dir / "diagnostics.csv", lambda tmp: frame.to_csv(tmp))
+    plot_calibration(result.groups, out_dir)
+    write_posterior(result.groups, out_dir / "posterior.nc")  # last: its presence marks the stage done
+    say(f"      {len(result.flags)} diagnostic warning(s)" if result.flags else "      diagnostics: all pass")
+
+
+def write_summaries(config: Any, store: Path, out_dir: Path) -> None:
+    """Summaries of a finished ensemble store: ``summary.nc`` and ``summary.json``."""
+    from ._io import write_netcdf
+    from .ensemble._store import open_results
+    from .ensemble._summary import summarize_ensemble
+
+    s = config.ensemble
+    targets = [{"fraction": t.fraction, "label": t.label, **({"date": t.date} if t.date else {"by": t.by})}
+               for t in s.targets]
+    summary, as_json = summarize_ensemble(open_results(store), targets=targets, baseline=s.baseline)
+    write_netcdf(summary, out_dir / "summary.nc")
+    write_atomic(out_dir / "summary.json", lambda tmp: tmp.write_text(json.dumps(as_json, indent=2, allow_nan=False)))
+
+
+def _sensitivity(config: Any, store: Path, out_dir: Path) -> None:
+    from .ensemble._store import open_results
+    from .report._sensitivity import lever_elasticities, sobol_from_ensemble, write_sensitivity
+
+    ds = open_results(store)
+    n = min(config.run.sensitivity_draws if config.run else 100, ds.sizes["draw"])
+    draws = {name[len("draw_"):]: np.asarray(ds[name].values[:n]) for name in ds.data_vars
+             if name.startswith("draw_")}
+    elasticities = lever_elasticities(config, draws or None)
+    sobol = sobol_from_ensemble(ds, scenario=config.ensemble.baseline)
+    write_sensitivity(out_dir / "sensitivity.json", elasticities, sobol)
+
+
+def _observed(config: Any, out_dir: Path) -> None:
+    """The full observed series (in-sample and held-out) as adopted fractions."""
+    from .calibrate._settings import load_count_data
+
+    ds = load_count_data(config.calibration.data, config.sites)
+    cum = ds["adopters"].transpose("time", "site").values.astype(float)
+    pop = ds["population"].values.astype(float)
+    times = [float(t) for t in ds["time"].values]
+    start = config.simulation.start_date
+    dates = None
+    if start:
+        origin = np.datetime64(start, "D")
+        dates = [str(origin + np.timedelta64(int(round(t * 365.25)), "D")) for t in times]
+    fractions = {"all": list(cum.sum(1) / pop.sum())}
+    fractions.update({str(site): list(cum[:, i] / pop[i]) for i, site in enumerate(ds["site"].values)})
+    doc = {"time": times, "date": dates, "adopted_fraction": fractions,
+           "fit_until": config.run.fit_until if config.run else None}
+    write_atomic(out_dir / "observed.json", lambda tmp: tmp.write_text(json.dumps(doc, indent=1)))
+
+
+def _provenance(config: Any, out_dir: Path, sha: str, started: str) -> None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    import jax
+
+    from .models import LEVERS
+
+    versions = {}
+    for pkg in ("spreadjax", "jax", "jaxlib", "numpyro", "numpy", "xarray", "dask", "distributed", "zarr", "diffrax"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = "not installed"
+    path = Path(config.path)
+    data = config.calibration.data.counts
+    data_file = Path(data) if Path(data).exists() else None
+    if data_file is None:
+        from .calibrate._data import medical_innovation_path
+
+        data_file = medical_innovation_path("adoption_by_month.csv")
+    model = config.build_model()
+    doc = {
+        "title": config.title, "config_path": str(path), "config_sha256": sha,
+        "config_text": path.read_text() if path.exists() else json.dumps(config.raw, indent=1, default=str),
+        "data_files": {data_file.name: hashlib.sha256(data_file.read_bytes()).hexdigest()},
+        "seed": {"calibration": config.calibration.settings.seed, "ensemble": config.ensemble.seed},
+        "versions": versions, "devices": [f"{d.platform}:{d.id} {getattr(d, 'device_kind', '')}".strip()
+                                          for d in jax.devices()],
+        "started": started, "finished": _now(),
+        "model": {"name": config.model, "options": dict(config.model_options),
+                  "levers": {k: v for k, v in LEVERS.items() if k in model.levers()}},
+        "scenarios": {sc.name: sc.description for sc in config.scenarios},
+        "assumptions": list(config.run.assumptions) if config.run else [],
+        "fit_until": config.run.fit_until if config.run else None,
+        "horizon_date": _horizon_date(config),
+    }
+    write_atomic(out_dir / "run.json", lambda tmp: tmp.write_text(json.dumps(doc, indent=1)))
+
+
+def _horizon_date(config: Any) -> str | None:
+    start = config.simulation.start_date
+    if not start:
+        return None
+    days = int(round(config.simulation.end * 365.25))
+    return str(np.datetime64(start, "D") + np.timedelta64(days, "D"))
