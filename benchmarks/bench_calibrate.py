@@ -330,6 +330,8 @@ def tool_row(model: str, tool: str, meta: dict[str, Any], cached: dict[str, Any]
     row = {"model": model, "tool": tool, "wall_s_cold": cold, "wall_s_warm": warm,
            "min_bulk_ess": min_ess[0], "min_bulk_ess_warm": min_ess[-1],
            "ess_per_s_cold": min_ess[0] / cold, "ess_per_s_warm": min_ess[-1] / warm,
+           "ess_per_cpu_s_cold": min_ess[0] / meta["calls"][0]["cpu_s"],
+           "ess_per_cpu_s_warm": min_ess[-1] / meta["calls"][-1]["cpu_s"],
            "max_rhat": max(max(per_call[0][n]["rhat"]) for n in FREE[model]),
            "draws_identical_across_calls": all(
                np.array_equal(meta["draws"][f"0/{n}"], meta["draws"][f"{len(per_call) - 1}/{n}"]) for n in names),

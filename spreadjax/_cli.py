@@ -185,12 +185,22 @@ def ensemble(
 
     columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
+    bar = Progress(*columns, console=err, transient=False)
+    tasks: list = []
+
+    def progress(done: int, total: int) -> None:  # the bar starts once the inputs are checked
+        if not tasks:
+            bar.start()
+            tasks.append(bar.add_task("chunks", total=total))
+        bar.update(tasks[0], completed=done)
+
     try:
-        with Progress(*columns, console=err, transient=False) as bar:
-            task = bar.add_task("chunks", total=plan.n_chunks)
+        try:
             report = run_ensemble(cfg, store, posterior=None if posterior is None else str(posterior),
-                                  scheduler=scheduler, workers=workers,
-                                  progress=lambda done, total: bar.update(task, completed=done))
+                                  scheduler=scheduler, workers=workers, progress=progress)
+        finally:
+            if tasks:
+                bar.stop()
     except InputError as exc:
         _fail(exc)
     except KeyboardInterrupt:
@@ -224,7 +234,7 @@ def _dry_run(cfg, store: Path, plan, scheduler: str | None, workers: int | None)
         except InputError as exc:
             _fail(exc)
         out.print(f"would submit {c.jobs} {c.kind.upper()} job(s) with this script:", highlight=False)
-        out.print(cluster.job_script(), highlight=False, markup=False)
+        out.print(cluster.job_script(), highlight=False, markup=False, soft_wrap=True)  # verbatim, unwrapped
         cluster.close()
 
 

@@ -46,14 +46,23 @@ def plan_for(config: Any) -> EnsemblePlan:
 
 def prepare(config: Any, store: Path, posterior: str | None = None) -> tuple[EnsemblePlan, list[int], int]:
     """Create the store, or check an existing one; returns the plan, pending chunks and skipped count."""
-    from .._jobs import build_simulation
+    return _open_or_create(config, store, *_check(config, store, posterior))
 
+
+def _check(config: Any, store: Path, posterior: str | None) -> tuple[EnsemblePlan, dict, str, np.ndarray | None]:
+    """Draw the values and check an existing store (writes nothing); ``done`` is None when new."""
     plan = plan_for(config)
     vals = draw_values(config, posterior)
     ident = identity(config, vals)
-    if store.exists():
-        done = check_store(store, ident)
-    else:
+    done = check_store(store, ident) if store.exists() else None
+    return plan, vals, ident, done
+
+
+def _open_or_create(config: Any, store: Path, plan: EnsemblePlan, vals: dict, ident: str,
+                    done: np.ndarray | None) -> tuple[EnsemblePlan, list[int], int]:
+    from .._jobs import build_simulation
+
+    if done is None:
         sim, base, _ = build_simulation(config)
         create_store(store, config, plan, vals, ident, np.asarray(sim.ts), np.asarray(base["population"]))
         done = np.zeros(plan.n_chunks, dtype=bool)
@@ -84,15 +93,20 @@ def compute_chunk(raw_json: str, where: str, store: str, plan: EnsemblePlan, i: 
 
 def run_ensemble(config: Any, store: Path, *, posterior: str | None = None, scheduler: str | None = None,
                  workers: int | None = None, progress: Progress | None = None) -> RunReport:
-    """Run (or resume) the config's ensemble into ``store``."""
-    plan, pending, skipped = prepare(config, store, posterior)
+    """Run (or resume) the config's ensemble into ``store``.
+
+    Everything that can fail on bad input (the draws, an existing store's identity, reaching the
+    scheduler) is checked before the store is created, so a failed start writes nothing.
+    """
+    checked = _check(config, store, posterior)
     raw_json = json.dumps(config.raw, default=str)
     where = str(Path(config.path).resolve()) if Path(config.path).exists() else str(config.path)
     progress = progress or (lambda done, total: None)
-    progress(skipped, plan.n_chunks)
     workers = config.ensemble.workers if workers is None else workers
     computed: list[int] = []
     if workers == 0 and scheduler is None:
+        plan, pending, skipped = _open_or_create(config, store, *checked)
+        progress(skipped, plan.n_chunks)
         for i in pending:
             compute_chunk(raw_json, where, str(store), plan, i)
             mark_done(store, i)
@@ -102,6 +116,8 @@ def run_ensemble(config: Any, store: Path, *, posterior: str | None = None, sche
     from distributed import as_completed
 
     with _client(config, scheduler, workers) as client:
+        plan, pending, skipped = _open_or_create(config, store, *checked)
+        progress(skipped, plan.n_chunks)
         futures = [client.submit(compute_chunk, raw_json, where, str(store.resolve()), plan, i,
                                  key=f"spreadjax-chunk-{store.name}-{i}-{os.getpid()}", retries=3, pure=False)
                    for i in pending]

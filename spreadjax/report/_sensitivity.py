@@ -1,0 +1,462 @@
+"""Which lever matters most: local elasticities (autodiff) and variance-based (Sobol) indices.
+
+Two complementary views, for the whole system (all sites together):
+
+* :func:`lever_elasticities` — local sensitivities ``d log(metric) / d log(lever)`` from JAX
+  autodiff, evaluated at each draw's parameter values (the config's values, or draws from an
+  ensemble store or a posterior). A lever enters as ``param * exp(m)`` and the derivative is
+  taken at ``m = 0``, so an elasticity of 0.8 means "1% more of the lever gives 0.8% more of the
+  metric". Metrics: *extent* (adopted fraction at the horizon) and *pace* (time to reach
+  ``threshold`` adopted, linear between output times and differentiated through the
+  interpolation; negative elasticities mean sooner).
+* :func:`sobol_first_order` / :func:`sobol_from_ensemble` — global first-order indices
+  ``S_i = Var(E[Y | X_i]) / Var(Y)`` from a given sample (a Sobol design, prior or posterior
+  draws), estimated by binning each input into equal-count bins, bias-corrected, with a bootstrap
+  90% interval.
+
+:func:`write_sensitivity` writes both as ``sensitivity.json`` for the report.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from .._errors import InputError
+
+__all__ = ["lever_elasticities", "sobol_first_order", "sobol_from_ensemble", "write_sensitivity",
+           "sensitivity_json"]
+
+METRICS = ("extent", "pace")
+_BATCH = 50  # draws per vmapped batch (bounds memory; every batch has this size, so one compile)
+
+
+# ------------------------------------------------------------------------------ elasticities
+def _default_levers(model: Any, params: Mapping[str, Any]) -> list[str]:
+    names = list(model.levers()) + ["p", "q"]
+    return [n for n in dict.fromkeys(names) if n in params and not isinstance(params[n], Mapping)]
+
+
+def _crossing_time(frac: Any, t: Any, c: float) -> tuple[Any, Any]:
+    """First time ``frac`` (T,) reaches ``c``, linear between output times (differentiable in
+    ``frac`` through the interpolation); returns ``(time, reached)``. The time is a finite
+    placeholder (the horizon) where never reached, so gradients stay finite."""
+    import jax.numpy as jnp
+
+    reached = frac >= c
+    ever = jnp.any(reached)
+    k = jnp.argmax(reached)
+    k0 = jnp.maximum(k - 1, 0)
+    f0, f1 = frac[k0], frac[k]
+    t0, t1 = t[k0], t[k]
+    interior = ever & (k > 0) & (f1 > f0)
+    denom = jnp.where(interior, f1 - f0, 1.0)
+    inside = t0 + (c - f0) * (t1 - t0) / denom
+    time = jnp.where(interior, inside, jnp.where(ever, t[0] + 0.0 * f1, t[-1] + 0.0 * frac[-1]))
+    return time, ever
+
+
+def _member_metrics(sim: Any, pop_name: str, levers: Sequence[str], threshold: float):
+    """``fn(m, draw_params, base, network) -> ((extent, pace), (extent, pace, reached))``."""
+    import jax.numpy as jnp
+
+    t = jnp.asarray(sim.ts)
+
+    def fn(m, vals, base, network):
+        params = dict(base)
+        params.update(vals)
+        for i, name in enumerate(levers):
+            params[name] = params[name] * jnp.exp(m[i])
+        out = sim(params, network)
+        adopted = out["adopted"]  # (time, site)
+        frac = jnp.sum(adopted, axis=1) / jnp.sum(params[pop_name])
+        extent = frac[-1]
+        pace, reached = _crossing_time(frac, t.astype(frac.dtype), threshold)
+        metrics = jnp.stack([extent, pace])
+        return metrics, (metrics, reached)
+
+    return fn
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(sim: Any, pop_name: str, levers: tuple[str, ...], threshold: float) -> Any:
+    """``jit(vmap(draw -> (jacobian (metric, lever), metrics, reached)))``, built once per
+    structure (a later call with the same config and levers reuses the compiled code)."""
+    import jax
+    import jax.numpy as jnp
+
+    jac = jax.jacfwd(_member_metrics(sim, pop_name, levers, threshold), has_aux=True)
+
+    def per_draw(v, b, net):
+        zero = jnp.zeros(len(levers), b[pop_name].dtype)
+        grads, (metrics, reached) = jac(zero, v, b, net)
+        return grads, metrics, reached
+
+    return jax.jit(jax.vmap(per_draw, in_axes=(0, None, None)))
+
+
+def _check_draws(draws: Mapping[str, Any] | None, params: Mapping[str, Any], n_sites: int,
+                 max_draws: int) -> tuple[dict[str, np.ndarray], int, int]:
+    """Validated draws ``{name: (n, site)}`` (thinned to ``max_draws``), n used, n given."""
+    if not draws:
+        return {}, 1, 1
+    vals: dict[str, np.ndarray] = {}
+    n = None
+    for name, value in draws.items():
+        if name not in params or isinstance(params[name], Mapping):
+            known = sorted(k for k, v in params.items() if not isinstance(v, Mapping))
+            raise InputError(f"draws: {name!r} is not a parameter of the model; known: {', '.join(known)}")
+        a = np.asarray(value, dtype=np.float64)
+        if a.ndim == 1:
+            a = np.repeat(a[:, None], n_sites, axis=1)
+        if a.ndim != 2 or a.shape[1] != n_sites:
+            raise InputError(f"draws: {name!r} has shape {np.shape(value)}; expected (draw, {n_sites}) or (draw,)")
+        if n is not None and a.shape[0] != n:
+            raise InputError(f"draws: {name!r} has {a.shape[0]} draws but others have {n}")
+        n = a.shape[0]
+        vals[name] = a
+    if not n:
+        raise InputError("draws: no draws given (zero rows)")
+    if max_draws < 1:
+        raise InputError(f"max_draws must be at least 1, got {max_draws}")
+    if n > max_draws:  # evenly spaced, deterministic thinning
+        idx = np.unique(np.round(np.linspace(0, n - 1, max_draws)).astype(np.int64))
+        vals = {k: v[idx] for k, v in vals.items()}
+        return vals, len(idx), n
+    return vals, n, n
+
+
+def lever_elasticities(
+    config: Any,
+    draws: Mapping[str, np.ndarray] | None = None,
+    levers: Sequence[str] | None = None,
+    threshold: float = 0.5,
+    max_draws: int = 200,
+) -> xr.Dataset:
+    """Elasticities ``d log(metric) / d log(lever)`` of extent and pace, for all sites together.
+
+    ``draws`` maps parameter names to ``(draw, site)`` (or ``(draw,)``) values substituted into
+    the config's parameters, one draw at a time (None: the config's values only); more than
+    ``max_draws`` draws are thinned evenly. ``levers`` default to the model's levers plus ``p``
+    and ``q``. Each lever is scaled as ``param * exp(m)`` (all sites together) and the
+    derivatives at ``m = 0`` come from forward-mode autodiff (``jax.jacfwd``, the same derivative
+    as ``jax.grad``, cheaper in memory for a handful of levers over long scans), vmapped over
+    draws and jitted once. Stochastic configs are differentiated in their deterministic
+    (mean-field) form.
+
+    Returns a Dataset with coords ``metric`` (extent, pace) and ``lever``: ``mean``, ``q05``,
+    ``q95`` (metric, lever) over draws; ``n_used`` (metric, lever) the draws averaged (pace:
+    only draws that reach ``threshold``; non-finite elasticities, e.g. from a zero extent, are
+    left out); per draw ``elasticity`` (draw, metric, lever), ``extent``, ``pace`` (NaN if never
+    reached) and ``reached``. Attributes: ``threshold``, ``n_draws`` (used), ``n_draws_given``,
+    ``pace_never`` (draws that never reach the threshold), ``horizon`` (years).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from .._jobs import build_simulation
+    from ..core import Simulation
+
+    if not (0.0 < float(threshold) < 1.0):
+        raise InputError(f"threshold must be a fraction in (0, 1), got {threshold}")
+    sim, base, network = build_simulation(config)
+    model = sim.model.model
+    pop_name = model.population
+    if pop_name is None or "adopted" not in sim.model.outputs:
+        raise InputError(f"model {model.name!r}: elasticities need an 'adopted' stock and a population parameter")
+    sim = Simulation(sim.model, sim.ts, sim.dt, ("adopted",), sim.solver, sim.t0, False)
+    levers = list(_default_levers(model, base) if levers is None else levers)
+    if not levers:
+        raise InputError(f"model {model.name!r}: no levers to differentiate")
+    for name in levers:
+        if name not in base or isinstance(base[name], Mapping):
+            known = sorted(k for k, v in base.items() if not isinstance(v, Mapping))
+            raise InputError(f"lever {name!r} is not a parameter of the model; known: {', '.join(known)}")
+    if len(set(levers)) != len(levers):
+        raise InputError(f"levers must be distinct; got {levers}")
+    vals, n, n_given = _check_draws(draws, base, config.n_sites, max_draws)
+    if not vals:  # the config's values: one draw (the population as is gives vmap its batch axis)
+        vals = {pop_name: np.asarray(base[pop_name], np.float64)[None]}
+    dtype = jnp.asarray(base[pop_name]).dtype
+
+    batch = min(n, _BATCH)
+    run = _compiled(sim, pop_name, tuple(levers), float(threshold))
+    grads_l, metrics_l, reached_l = [], [], []
+    for start in range(0, n, batch):
+        stop = min(start + batch, n)
+        chunk = {k: v[start:stop] for k, v in vals.items()}
+        pad = batch - (stop - start)
+        if pad:
+            chunk = {k: np.concatenate([v, np.repeat(v[-1:], pad, 0)]) for k, v in chunk.items()}
+        chunk_j = {k: jnp.asarray(v, dtype) for k, v in chunk.items()}
+        g, mtr, rch = jax.device_get(run(chunk_j, base, network))
+        keep = stop - start
+        grads_l.append(np.asarray(g, np.float64)[:keep])
+        metrics_l.append(np.asarray(mtr, np.float64)[:keep])
+        reached_l.append(np.asarray(rch, bool)[:keep])
+    grads = np.concatenate(grads_l)  # (draw, metric, lever)
+    metrics = np.concatenate(metrics_l)  # (draw, metric)
+    reached = np.concatenate(reached_l)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        elast = grads / metrics[:, :, None]
+    elast[~reached, 1, :] = np.nan
+    elast[~np.isfinite(elast)] = np.nan
+    pace = np.where(reached, metrics[:, 1], np.nan)
+
+    mean = np.full((2, len(levers)), np.nan)
+    q05 = np.full_like(mean, np.nan)
+    q95 = np.full_like(mean, np.nan)
+    used = np.zeros((2, len(levers)), np.int64)
+    for i in range(2):
+        for j in range(len(levers)):
+            x = elast[:, i, j]
+            x = x[np.isfinite(x)]
+            used[i, j] = x.size
+            if x.size:
+                mean[i, j] = x.mean()
+                q05[i, j], q95[i, j] = np.quantile(x, [0.05, 0.95])
+    pct = f"{100 * float(threshold):g}%"
+    coords = {"metric": list(METRICS), "lever": list(levers), "draw": np.arange(n)}
+    ds = xr.Dataset(
+        {
+            "mean": (("metric", "lever"), mean, {"long_name": "mean elasticity over draws"}),
+            "q05": (("metric", "lever"), q05, {"long_name": "5% quantile of the elasticity over draws"}),
+            "q95": (("metric", "lever"), q95, {"long_name": "95% quantile of the elasticity over draws"}),
+            "n_used": (("metric", "lever"), used, {"long_name": "draws averaged (finite elasticity; pace: reached)"}),
+            "elasticity": (("draw", "metric", "lever"), elast,
+                           {"units": "1", "long_name": "d log(metric) / d log(lever)"}),
+            "extent": (("draw",), metrics[:, 0], {"units": "1", "long_name": "adopted fraction at the horizon, all sites"}),
+            "pace": (("draw",), pace, {"units": "years", "long_name": f"time to {pct} adopted, all sites (NaN: never)"}),
+            "reached": (("draw",), reached, {"long_name": f"the draw reaches {pct} adopted by the horizon"}),
+        },
+        coords=coords,
+        attrs={"threshold": float(threshold), "n_draws": int(n), "n_draws_given": int(n_given),
+               "pace_never": int(np.sum(~reached)), "horizon": float(sim.ts[-1])},
+    )
+    return ds
+
+
+# ------------------------------------------------------------------------------------ Sobol
+def _s1_weighted(y: np.ndarray, first: np.ndarray, w: np.ndarray, bins: int) -> np.ndarray:
+    """Bias-corrected first-order index for weighted samples, vectorized over rows of ``w``.
+
+    ``y`` (N,) and ``first`` (N,) are in the order of sorted ``x``; ``first[j]`` is the index of
+    the first sorted value equal to ``x[j]`` (tied values share a bin). ``w`` (R, N): how many
+    times each row is in each sample (all ones: the data; multinomial: a bootstrap resample,
+    which is the resample sorted without sorting again). Equal-count bins by position in the
+    expanded sorted sample."""
+    r, n_rows = w.shape
+    n = w.sum(axis=1).astype(np.float64)  # (R,)
+    start = np.cumsum(w, axis=1) - w  # position of each row's first copy in the sorted sample
+    labels = (start[:, first] * bins) // np.maximum(n, 1).astype(np.int64)[:, None]
+    labels = np.minimum(labels, bins - 1) + bins * np.arange(r)[:, None]
+    wf = w.astype(np.float64)
+    cnt = np.bincount(labels.ravel(), weights=wf.ravel(), minlength=r * bins).reshape(r, bins)
+    sums = np.bincount(labels.ravel(), weights=(wf * y).ravel(), minlength=r * bins).reshape(r, bins)
+    ybar = (wf * y).sum(axis=1) / n
+    sst = (wf * (y - ybar[:, None]) ** 2).sum(axis=1)
+    filled = cnt > 0
+    means = np.where(filled, sums / np.where(filled, cnt, 1.0), 0.0)
+    ssb = np.where(filled, cnt * (means - ybar[:, None]) ** 2, 0.0).sum(axis=1)
+    b = filled.sum(axis=1)
+    msw = np.maximum(sst - ssb, 0.0) / np.maximum(n - b, 1)
+    # Under no effect E[SSB] = (B - 1) * sigma^2: subtract it (sigma^2 from within the bins).
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s1 = (ssb - (b - 1) * msw) / sst
+    s1 = np.where(b < 2, 0.0, s1)
+    return np.where(sst > 0, s1, np.nan)
+
+
+def sobol_first_order(
+    inputs: Mapping[str, np.ndarray],
+    output: np.ndarray,
+    bins: int | None = None,
+    *,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
+    """First-order Sobol indices ``S_i = Var(E[Y | X_i]) / Var(Y)`` from a given sample.
+
+    ``inputs`` map names to ``(N,)`` values (any sample: a Sobol design, prior or posterior
+    draws; dependent inputs give indices of the dependent sample), ``output`` is ``(N,)``. Each
+    input is split into ``bins`` equal-count bins (default ``max(5, round(sqrt(N) / 2))``; tied
+    values share a bin); the variance of the bin means, less its expectation under no effect
+    (``(B - 1) / N`` times the within-bin variance), over the total variance. Rows with a
+    non-finite value are dropped. ``lo``/``hi``: a bootstrap 90% interval (5/95% percentiles of
+    ``n_boot`` seeded resamples of rows, shifted by the bootstrap bias: repeated rows inflate
+    the between-bin variance). Returns ``{name: {"S1", "lo", "hi"}}``; NaN when ``Y`` is
+    constant.
+    """
+    y = np.asarray(output, dtype=np.float64).reshape(-1)
+    xs: dict[str, np.ndarray] = {}
+    for name, v in inputs.items():
+        a = np.asarray(v, dtype=np.float64).reshape(-1)
+        if a.size != y.size:
+            raise InputError(f"sobol: input {name!r} has {a.size} values but the output has {y.size}")
+        xs[name] = a
+    if not xs:
+        raise InputError("sobol: no inputs")
+    ok = np.isfinite(y)
+    for a in xs.values():
+        ok &= np.isfinite(a)
+    y = y[ok]
+    xs = {k: a[ok] for k, a in xs.items()}
+    n = y.size
+    if n < 10:
+        raise InputError(f"sobol: need at least 10 rows with finite values, got {n}")
+    b = max(5, int(round(math.sqrt(n) / 2))) if bins is None else int(bins)
+    if b < 2:
+        raise InputError(f"sobol: bins must be at least 2, got {bins}")
+    b = min(b, n // 2)
+    rng = np.random.default_rng(seed)
+    n_boot = max(int(n_boot), 0)
+    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot) if n_boot else np.zeros((0, n), np.int64)
+    out: dict[str, dict[str, float]] = {}
+    for name, x in xs.items():
+        order = np.argsort(x, kind="stable")
+        xs_sorted = x[order]
+        first = np.searchsorted(xs_sorted, xs_sorted, side="left")
+        ys = y[order]
+        s1 = float(_s1_weighted(ys, first, np.ones((1, n), np.int64), b)[0])
+        lo = hi = math.nan
+        if math.isfinite(s1) and n_boot:
+            reps = np.concatenate([_s1_weighted(ys, first, counts[i:i + 50, order], b)
+                                   for i in range(0, n_boot, 50)])
+            reps = reps[np.isfinite(reps)]
+            if reps.size:
+                # percentile interval shifted by the bootstrap's own bias (resamples repeat rows,
+                # which the no-effect correction does not expect)
+                shift = float(reps.mean()) - s1
+                lo, hi = (float(v) - shift for v in np.quantile(reps, [0.05, 0.95]))
+        out[name] = {"S1": float(s1), "lo": lo, "hi": hi}
+    return out
+
+
+def sobol_from_ensemble(
+    store_ds: xr.Dataset,
+    scenario: str | None = None,
+    threshold: float = 0.5,
+    bins: int | None = None,
+    *,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """First-order indices of the varied parameters for extent and pace, from an ensemble.
+
+    ``store_ds``: the ensemble store (``open_results``): ``adopted`` (draw, scenario, replicate,
+    time, site), ``population`` and the varied parameters ``draw_<name>`` (draw, site), averaged
+    over sites to one input per parameter. Members are the (draw, replicate) pairs of one
+    ``scenario`` (default: the first); only draws of completed chunks are used. Extent: adopted
+    fraction at the horizon, all sites together. Pace: time to ``threshold`` (linear between
+    output times); members that never reach it are set to the horizon and counted.
+
+    Returns ``{"extent": {name: {S1, lo, hi}}, "pace": {...}, "scenario", "n_members",
+    "pace_never", "threshold"}``.
+    """
+    from ..ensemble._summary import _crossing_kernel, adopted_fraction
+
+    names = [str(v)[len("draw_"):] for v in store_ds.data_vars if str(v).startswith("draw_")]
+    if not names:
+        raise InputError("sobol: the ensemble has no varied parameters (draw_<name>); "
+                         "use a 'design', 'prior' or 'posterior' ensemble source")
+    scen = [str(s) for s in store_ds["scenario"].values]
+    if scenario is None:
+        scenario = scen[0]
+    if str(scenario) not in scen:
+        raise InputError(f"sobol: scenario {scenario!r} is not among the scenarios {scen}")
+    ds = store_ds.isel(scenario=[scen.index(str(scenario))])
+    n_draw = ds.sizes["draw"]
+    keep = np.ones(n_draw, bool)
+    if "chunk_done" in ds and "chunk_size" in ds.attrs:
+        done = np.asarray(ds["chunk_done"].values, bool)
+        keep = done[np.arange(n_draw) // int(ds.attrs["chunk_size"])]
+        if not keep.any():
+            raise InputError("sobol: no chunk of the ensemble is complete yet")
+    frac = adopted_fraction(ds.drop_vars([v for v in ds.data_vars if v not in ("adopted", "population")]))
+    total = np.asarray(frac.sel(site="all").isel(scenario=0).transpose("draw", "replicate", "time").values,
+                       dtype=np.float64)[keep]  # (draw, replicate, time)
+    t = np.asarray(ds["time"].values, dtype=np.float64)
+    n_rep = total.shape[1]
+    extent = total[:, :, -1].reshape(-1)
+    cross = _crossing_kernel(total, t, np.asarray([float(threshold)]))[..., 0].reshape(-1)
+    never = ~np.isfinite(cross)
+    pace = np.where(never, t[-1], cross)
+    inputs = {}
+    for name in names:
+        v = np.asarray(store_ds[f"draw_{name}"].values, dtype=np.float64)
+        v = v.mean(axis=tuple(range(1, v.ndim))) if v.ndim > 1 else v
+        inputs[name] = np.repeat(v[keep], n_rep)
+    kw = {"bins": bins, "n_boot": n_boot, "seed": seed}
+    return {
+        "extent": sobol_first_order(inputs, extent, **kw),
+        "pace": sobol_first_order(inputs, pace, **kw),
+        "scenario": str(scenario),
+        "n_members": int(extent.size),
+        "pace_never": int(never.sum()),
+        "threshold": float(threshold),
+    }
+
+
+# ------------------------------------------------------------------------------------- JSON
+def _num(x: Any) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def sensitivity_json(elasticities: xr.Dataset | None, sobol: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The JSON-ready dict written by :func:`write_sensitivity` (NaN as ``None``).
+
+    ``ranking`` lists every (lever, metric) elasticity mean and every (parameter, metric) first
+    order index, most important first by absolute value (values keep their sign; missing values
+    last)."""
+    out: dict[str, Any] = {"threshold": None, "levers": [], "elasticities": {m: {} for m in METRICS},
+                           "n_draws": 0, "pace_never": 0, "sobol": {m: {} for m in METRICS}}
+    ranking: list[dict[str, Any]] = []
+    if elasticities is not None:
+        e = elasticities
+        levers = [str(v) for v in e["lever"].values]
+        out["threshold"] = _num(e.attrs.get("threshold", 0.5))
+        out["levers"] = levers
+        for m in METRICS:
+            cell = e.sel(metric=m)
+            out["elasticities"][m] = {
+                lv: {k: _num(cell[k].sel(lever=lv)) for k in ("mean", "q05", "q95")} for lv in levers}
+            for lv in levers:
+                ranking.append({"name": lv, "kind": "lever", "metric": m,
+                                "value": out["elasticities"][m][lv]["mean"]})
+        out["n_draws"] = int(e.attrs.get("n_draws", e.sizes.get("draw", 0)))
+        out["pace_never"] = int(e.attrs.get("pace_never", 0))
+    if sobol is not None:
+        if out["threshold"] is None and "threshold" in sobol:
+            out["threshold"] = _num(sobol["threshold"])
+        for m in METRICS:
+            for name, v in (sobol.get(m) or {}).items():
+                out["sobol"][m][str(name)] = {k: _num(v[k]) for k in ("S1", "lo", "hi")}
+                ranking.append({"name": str(name), "kind": "parameter", "metric": m,
+                                "value": out["sobol"][m][str(name)]["S1"]})
+        if "n_members" in sobol:
+            out["sobol_members"] = int(sobol["n_members"])
+        if "pace_never" in sobol:
+            out["sobol_pace_never"] = int(sobol["pace_never"])
+    if out["threshold"] is None:
+        out["threshold"] = 0.5
+    ranking.sort(key=lambda r: (r["value"] is None, -abs(r["value"]) if r["value"] is not None else 0.0))
+    out["ranking"] = ranking
+    return out
+
+
+def write_sensitivity(path: str | Path, elasticities: xr.Dataset | None,
+                      sobol: Mapping[str, Any] | None) -> Path:
+    """Write ``sensitivity.json`` atomically (see :func:`sensitivity_json` for the content)."""
+    from .._io import write_atomic
+
+    data = sensitivity_json(elasticities, sobol)
+    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
+    return write_atomic(path, lambda tmp: Path(tmp).write_text(text))
