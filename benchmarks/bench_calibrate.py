@@ -492,6 +492,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{model}: posterior means of p, q agree: {'PASS' if c['posterior']['passed'] else 'FAIL'} "
                   f"(worst {worst['parameter']}: |diff| {worst['abs_diff']:.4f} vs tolerance {worst['tolerance']:.4f})")
     for r in rows:
+        print(f"{r['model']}: {r['tool']} ESS per CPU-second {r['ess_per_cpu_s_cold']:.2f} cold, "
+              f"{r['ess_per_cpu_s_warm']:.2f} warm (CPU/wall {r['calls'][0]['cpu_s'] / r['wall_s_cold']:.2f}, "
+              f"{r['calls'][-1]['cpu_s'] / r['wall_s_warm']:.2f})")
         if "xla_compile_s" in r:
             print(f"{r['model']}: spreadjax XLA compile {r['xla_compile_s'][0]:.1f} s (cold call), "
                   f"{r['xla_compile_s'][-1]:.1f} s (warm call); warm wall minus XLA compile "

@@ -129,7 +129,7 @@ def calibrate(
     from ._io import write_atomic
 
     write_atomic(out_dir / "diagnostics.txt", lambda tmp: tmp.write_text(f"{table}\n\nFlags:\n{flags_text}\n"))
-    frame = result.summary.drop_vars("ebfmi", errors="ignore").to_dataframe()
+    frame = result.summary.drop_vars(["ebfmi", "chain"], errors="ignore").to_dataframe()
     write_atomic(out_dir / "diagnostics.csv", lambda tmp: frame.to_csv(tmp))
     out.print(table, highlight=False, markup=False)
     shown = result.flags[:5]

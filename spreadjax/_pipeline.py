@@ -109,7 +109,7 @@ def _calibrate(config: Any, out_dir: Path, sha: str, progress_bar: bool, say: Sa
     table = result.table()
     flags = "\n".join(f"- {f}" for f in result.flags) or "- all diagnostics pass"
     write_atomic(out_dir / "diagnostics.txt", lambda tmp: tmp.write_text(f"{table}\n\nFlags:\n{flags}\n"))
-    frame = result.summary.drop_vars("ebfmi", errors="ignore").to_dataframe()
+    frame = result.summary.drop_vars(["ebfmi", "chain"], errors="ignore").to_dataframe()
     write_atomic(out_dir / "diagnostics.csv", lambda tmp: frame.to_csv(tmp))
     plot_calibration(result.groups, out_dir)
     write_posterior(result.groups, out_dir / "posterior.nc")  # last: its presence marks the stage done

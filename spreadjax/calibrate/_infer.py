@@ -122,7 +122,8 @@ def run_approximate(
                    if k not in ("new_adopters", "aware")}
     else:
         with jax.numpy_rank_promotion("allow"):  # numpyro's guides broadcast sample_shape implicitly
-            latent = guide.sample_posterior(key_draw, params, sample_shape=(draws,))
+            sample = jax.jit(lambda key, p: guide.sample_posterior(key, p, sample_shape=(draws,)))
+            latent = sample(key_draw, params)  # jitted: the Laplace Hessian is costly unjitted
         predictive = Predictive(problem.model, posterior_samples=latent)
         sites = predictive(key_draw)
         samples = {**{k: np.asarray(v) for k, v in latent.items()},

@@ -225,7 +225,8 @@ def headline(summary: Mapping[str, Any]) -> list[str]:
     S = summary["scenarios"]
     horizon = _horizon(summary, clock)
     named = len(scen) > 1
-    under_ref = f" under '{pretty(ref)}'" + (" (the baseline)" if summary.get("baseline") == ref else "")
+    is_base = summary.get("baseline") == ref and "baseline" not in pretty(ref).lower()
+    under_ref = f" under '{pretty(ref)}'" + (" (the baseline)" if is_base else "")
     lines: list[str] = []
 
     # 1. targets (or reaching half by the horizon)
@@ -378,7 +379,10 @@ def _load(run_dir: Path) -> _Inputs:
             raise InputError(f"{diag}: not a readable CSV file ({exc})") from None
         if rows and "parameter" not in rows[0]:
             raise InputError(f"{diag}: has no 'parameter' column; columns: {', '.join(rows[0])}")
-        inp.diag_rows = rows
+        # one row per parameter: a CSV written from a summary that kept its 'chain' coordinate
+        # (from E-BFMI) repeats each parameter once per chain
+        seen: set[str] = set()
+        inp.diag_rows = [r for r in rows if not (r.get("parameter") in seen or seen.add(r.get("parameter")))]
     txt = run_dir / "diagnostics.txt"
     if txt.exists():
         try:
@@ -491,6 +495,10 @@ class _Page:
     def name(self, sc: str) -> str:
         return esc(pretty(sc))
 
+    def base_tag(self, sc: str) -> str:
+        """' (baseline)' after the baseline's name, unless the name says so already."""
+        return " (baseline)" if sc == self.base and "baseline" not in pretty(sc).lower() else ""
+
     # ---------------------------------------------------------------------------- page
     def render(self) -> str:
         title = str(self.run.get("title") or "How good practice may spread")
@@ -541,14 +549,15 @@ class _Page:
     # ------------------------------------------------------------------------- 2 futures
     def sec_futures(self) -> str:
         obs = self.inp.observed
-        titles = {sc: pretty(sc) + (" (baseline)" if sc == self.base else "") for sc in self.scen}
+        titles = {sc: pretty(sc) + self.base_tag(sc) for sc in self.scen}
         try:
-            uri = fan_chart_figure(self.s, self.clock, self.scen, observed=obs, fit_until=self.fit_until,
-                                   title_for=titles)
+            uri = fan_chart_figure(self.s, self.clock, self.scen, observed=obs, observed_for=self.ref,
+                                   fit_until=self.fit_until, title_for=titles)
             out = _fig(uri, "Fan charts of the share of organisations adopted over time, one per scenario",
                        "Share of all organisations using the practice. Line: median future; dark band: the middle "
                        "50% of futures; light band: 90%. Dots: observed (filled: used for calibration; open: held "
-                       "back to check the forecast).", "wide")
+                       f"back to check the forecast), drawn on the '{esc(pretty(self.ref))}' panel, the scenario "
+                       "closest to what happened.", "wide")
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             out = _figure_failed("fan chart", exc)
         if obs is None:
@@ -558,7 +567,7 @@ class _Page:
             out += (f"<p>The dashed line marks <strong>{esc(self.clock.month_year(self.fit_until))}</strong>: "
                     "the model was calibrated on data up to there; everything after it is projection.</p>")
         if self.scen_descr:
-            lis = "".join(f"<li><strong>{self.name(sc)}</strong>{' (baseline)' if sc == self.base else ''}: "
+            lis = "".join(f"<li><strong>{self.name(sc)}</strong>{esc(self.base_tag(sc))}: "
                           f"{esc(self.scen_descr.get(sc, ''))}</li>" for sc in self.scen if sc in self.scen_descr)
             out += f"<h3>The scenarios</h3><ul>{lis}</ul>"
         sites = [s for s in self.s.get("sites", []) if s != "all"]
@@ -603,7 +612,7 @@ class _Page:
         rows = []
         for sc in self.scen:
             e = S[sc]
-            row = [f"<strong>{self.name(sc)}</strong>" + (" <small>(baseline)</small>" if sc == self.base else "")]
+            row = [f"<strong>{self.name(sc)}</strong>" + (f" <small>{esc(self.base_tag(sc).strip())}</small>" if self.base_tag(sc) else "")]
             for tg in targets:
                 p = num((e.get("targets") or {}).get(str(tg.get("label")), {}).get("all"))
                 row.append(f"{p:.0%} <small>({esc(n_of_10(p))})</small>" if math.isfinite(p) else "&ndash;")
@@ -689,6 +698,9 @@ class _Page:
         thr = num(sens.get("threshold"))
         if isinstance(pn, int) and pn > 0:
             notes.append(f"In {pn:,} draws {thr:.0%} was not reached, so pace could not be measured there.")
+        sm = sens.get("sobol_members")
+        if isinstance(sm, int) and sm > 0:
+            notes.append(f"Sobol indices are estimated from {sm:,} simulated futures.")
         if notes:
             out += f'<p class="note">{esc(" ".join(notes))}</p>'
         ranking = [r for r in (sens.get("ranking") or []) if isinstance(r, Mapping)]
@@ -703,38 +715,46 @@ class _Page:
         return out
 
     def _top_lever(self, sens: Mapping[str, Any], levers: Mapping[str, str]) -> str:
+        """One sentence naming the lever with the largest elasticity (``ranking`` entries of kind
+        'lever', else the elasticities), and one on the uncertain input with the largest
+        first-order Sobol index (kind 'parameter')."""
         thr = num(sens.get("threshold"))
         thr_words = share_words(thr) if math.isfinite(thr) else "the threshold"
         outcome = {"extent": "adoption at the horizon", "pace": f"the time until {thr_words} have adopted"}
         ranking = [r for r in (sens.get("ranking") or []) if isinstance(r, Mapping) and r.get("name")]
-        top = None
-        if ranking:
-            r = ranking[0]
-            top = (str(r["name"]), str(r.get("kind", "")), str(r.get("metric", "")), num(r.get("value")))
-        else:
-            el = (sens.get("elasticities") or {}).get("extent") or {}
-            if el:
-                name = lever_order(el, "mean")[0]
-                top = (name, "elasticity", "extent", num(el[name].get("mean")))
-        if top is None:
-            return ""
-        name, kind, metric, value = top
-        what = outcome.get(metric, pretty(metric) or "the outcome")
-        descr = f" ({esc(levers[name])})" if name in levers else ""
-        s = f"The lever that matters most is <strong>{esc(pretty(name))}</strong>{descr}"
-        if "elastic" in kind.lower() and math.isfinite(value):
-            direction = "raises" if value > 0 else "lowers"
+        lever_rows = [r for r in ranking if str(r.get("kind", "")).lower() in ("lever", "elasticity")
+                      and math.isfinite(num(r.get("value")))]
+        sobol_rows = [r for r in ranking if str(r.get("kind", "")).lower() in ("parameter", "sobol")
+                      and math.isfinite(num(r.get("value")))]
+        el = sens.get("elasticities") or {}
+        if not lever_rows:
+            for metric, block in el.items():
+                if isinstance(block, Mapping):
+                    lever_rows += [{"name": k, "metric": metric, "value": v.get("mean")} for k, v in block.items()
+                                   if isinstance(v, Mapping) and math.isfinite(num(v.get("mean")))]
+        if not sobol_rows:
+            for metric, block in (sens.get("sobol") or {}).items():
+                if isinstance(block, Mapping):
+                    sobol_rows += [{"name": k, "metric": metric, "value": v.get("S1")} for k, v in block.items()
+                                   if isinstance(v, Mapping) and math.isfinite(num(v.get("S1")))]
+        out = []
+        if lever_rows:
+            r = max(lever_rows, key=lambda row: abs(num(row["value"])))
+            name, metric, value = str(r["name"]), str(r.get("metric", "")), num(r["value"])
+            what = outcome.get(metric, pretty(metric) or "the outcome")
+            descr = f" ({esc(levers[name])})" if name in levers else ""
             if metric == "pace":
                 direction = "lengthens" if value > 0 else "shortens"
-            s += (f": 10% more of it {direction} {esc(what)} by about {abs(10 * value):.2g}% "
-                  f"(elasticity {value:+.2f}).")
-        elif "sobol" in kind.lower() and math.isfinite(value):
-            s += f": on its own it explains about {esc(pct(value))} of the spread in {esc(what)} across futures."
-        elif math.isfinite(value):
-            s += f" ({esc(kind)} for {esc(what)}: {value:.3g})."
-        else:
-            s += "."
-        return s
+            else:
+                direction = "raises" if value > 0 else "lowers"
+            out.append(f"The lever that matters most is <strong>{esc(pretty(name))}</strong>{descr}: 10% more of it "
+                       f"{direction} {esc(what)} by about {abs(10 * value):.2g}% (elasticity {value:+.2f}).")
+        if sobol_rows:
+            r = max(sobol_rows, key=lambda row: abs(num(row["value"])))
+            what = outcome.get(str(r.get("metric", "")), "the outcome")
+            out.append(f"Of the uncertain inputs, <strong>{esc(pretty(str(r['name'])))}</strong> explains most of the "
+                       f"spread in {esc(what)} across futures: about {esc(pct(num(r['value'])))} on its own.")
+        return " ".join(out)
 
     # ------------------------------------------------------------------------- 5 calibration
     def sec_calibration(self) -> str:

@@ -202,13 +202,14 @@ def fan_chart_figure(
     *,
     site: str = "all",
     observed: Mapping[str, Any] | None = None,
+    observed_for: str | None = None,
     fit_until: float | None = None,
     title_for: Mapping[str, str] | None = None,
     panels: Sequence[tuple[str, str]] | None = None,
 ) -> str:
     """Adopted fraction over time: one panel per scenario (or per ``(scenario, site)`` in
     ``panels``), median line, 50% and 90% bands, observed points (filled: used for calibration;
-    open: held back) and a vertical line at ``fit_until``. Returns a PNG data URI."""
+    open: held back; on the panels of scenario ``observed_for`` only, if given) and a vertical line at ``fit_until``. Returns a PNG data URI."""
     plt = _pyplot()
     times = clock.t
     n = times.size
@@ -231,7 +232,7 @@ def fan_chart_figure(
         ax.fill_between(x, q[0.05], q[0.95], color=c, alpha=0.18, linewidth=0, label="90% of futures")
         ax.fill_between(x, q[0.25], q[0.75], color=c, alpha=0.38, linewidth=0, label="50% of futures")
         ax.plot(x, mid, color=c, linewidth=2.0, label="median")
-        if observed is not None:
+        if observed is not None and observed_for in (None, sc):
             fr = observed.get("adopted_fraction", {})
             if isinstance(fr, Mapping) and st in fr and isinstance(observed.get("time"), list):
                 obs_t = np.asarray([num(v) for v in observed["time"]], dtype=float)
@@ -337,7 +338,8 @@ def pace_extent_figure(summary: Mapping[str, Any], clock: Clock, scenarios: Sequ
         if ti < len(thresholds) - 1:
             ax1.axhline(-(y - 0.8), color="#cccccc", linewidth=0.6)
     ax1.axvline(hx, color="#555555", linestyle=":", linewidth=1)
-    ax1.annotate("horizon", xy=(hx, 1.0), xycoords=("data", "axes fraction"), fontsize=8, ha="right", va="bottom")
+    ax1.annotate("horizon", xy=(hx, 0.01), xycoords=("data", "axes fraction"), fontsize=8, ha="right", va="bottom",
+                 rotation=90, color="#333333")
     ax1.set_yticks(yticks, ylabels, fontsize=8)
     ax1.set_title("When will 25%, 50% and 75% of organisations have adopted?", fontsize=10)
     _date_axis(ax1, clock)
@@ -473,19 +475,6 @@ def _flow(x1: float, y1: float, x2: float, y2: float, label: str = "", above: bo
     return "".join(parts)
 
 
-def _link(x1: float, y1: float, x2: float, y2: float, bend: float = 0.0, label: str = "") -> str:
-    """An information link: a thin dashed curved arrow."""
-    mx, my = (x1 + x2) / 2, (y1 + y2) / 2
-    dx, dy = x2 - x1, y2 - y1
-    length = math.hypot(dx, dy) or 1.0
-    cx, cy = mx - dy / length * bend, my + dx / length * bend
-    out = (f'<path d="M{x1:.0f},{y1:.0f} Q{cx:.0f},{cy:.0f} {x2:.0f},{y2:.0f}" fill="none" stroke="#666666" '
-           'stroke-width="1.3" stroke-dasharray="5 3" marker-end="url(#sf-link)"/>')
-    if label:
-        out += _t(cx, cy - 4, label, 9.5, fill="#444444", style="italic")
-    return out
-
-
 def _cloud(x: float, y: float) -> str:
     return (f'<ellipse cx="{x:.0f}" cy="{y:.0f}" rx="18" ry="12" fill="#f2f2f2" stroke="#888888" '
             'stroke-dasharray="3 2"/>')
@@ -502,12 +491,21 @@ def _lever(x: float, y: float, name: str, active: bool = True) -> str:
             + _t(x, y + 4, name, 10.5, weight="bold") + "</g>")
 
 
+def _curve(d: str, label: str = "", lx: float = 0, ly: float = 0, anchor: str = "middle") -> str:
+    """An information link along the SVG path ``d``: thin, dashed, with an open arrowhead."""
+    out = (f'<path d="{d}" fill="none" stroke="#666666" stroke-width="1.3" stroke-dasharray="5 3" '
+           'marker-end="url(#sf-link)"/>')
+    if label:
+        out += _t(lx, ly, label, 10, anchor=anchor, fill="#444444", style="italic")
+    return out
+
+
 def stock_flow_svg(options: Mapping[str, Any] | None = None, levers: Mapping[str, str] | None = None) -> str:
     """The four-stage model (generation -> recognition -> communication -> adoption) as an
     inline SVG: stocks as boxes, flows as pipes, information links dashed, levers as yellow tags
     where they act. ``options``: ``awareness_stage`` (default True) and
     ``implementation_order`` (default 3; 0 draws no implementing stock). ``levers``: the
-    model's levers (name -> description); levers not in it are drawn greyed out."""
+    model's levers (name -> description); levers not in it are drawn grey."""
     opts = dict(options or {})
     aware_stage = bool(opts.get("awareness_stage", True))
     pipeline = int(opts.get("implementation_order", 3) or 0) > 0
@@ -516,7 +514,7 @@ def stock_flow_svg(options: Mapping[str, Any] | None = None, levers: Mapping[str
     def lev(x: float, y: float, name: str) -> str:
         return _lever(x, y, name, known is None or name in known)
 
-    W, H = 980, 560
+    W, H = 980, 600
     p: list[str] = [
         f'<svg class="stockflow" viewBox="0 0 {W} {H}" width="100%" role="img" '
         'aria-labelledby="sf-title sf-desc" font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif">',
@@ -531,75 +529,81 @@ def stock_flow_svg(options: Mapping[str, Any] | None = None, levers: Mapping[str
         'orient="auto-start-reverse"><path d="M0,1 L9,5 L0,9" fill="none" stroke="#666666" stroke-width="1.5"/>'
         '</marker></defs>',
     ]
-    # stage bands
-    bands = [("1 Generation", "generation", 10, 10, 470, 170), ("2 Recognition", "recognition", 500, 10, 470, 170),
-             ("3 Communication", "communication", 10, 200, 470, 350), ("4 Adoption", "adoption", 500, 200, 470, 350)]
+    bands = [("1 Generation", "generation", 10, 10, 470, 190), ("2 Recognition", "recognition", 500, 10, 470, 190),
+             ("3 Communication", "communication", 10, 290, 470, 300), ("4 Adoption", "adoption", 500, 290, 470, 300)]
     for label, stage, x, y, w, h in bands:
         c = _STAGE_COLOURS[stage]
         p.append(f'<rect x="{x}" y="{y}" width="{w}" height="{h}" rx="8" fill="{c}" fill-opacity="0.07" '
                  f'stroke="{c}" stroke-opacity="0.6"/>')
         p.append(_t(x + 10, y + 20, label, 13, anchor="start", weight="bold", fill="#222222"))
-    # generation: cloud => evidence => cloud
-    p.append(_cloud(60, 100))
-    p.append(_flow(78, 100, 178, 100, "generation"))
-    p.append(_stock(180, 75, 120, 50, "evidence", "generation", "of benefit"))
-    p.append(_flow(300, 100, 402, 100, "goes stale"))
-    p.append(_cloud(420, 100))
-    p.append(lev(128, 140, "innovation_conditions"))
-    # recognition
-    p.append(_stock(760, 75, 130, 50, "recognition", "recognition", "seen as good (0-1)"))
-    p.append(_link(300, 88, 758, 88, bend=-28, label="own and peers' evidence (delayed)"))
-    p.append(lev(620, 122, "evidence_sharing"))
-    p.append(lev(620, 152, "barriers"))
-    # bottom row: unaware => aware => implementing => adopted => discontinued
-    y0, h0 = 300, 56
-    boxes: list[tuple[str, float, str, str]] = [("unaware", 40, "communication", "not yet aware")]
+    # 1 generation: cloud => evidence => cloud
+    p.append(_cloud(50, 115))
+    p.append(_flow(68, 115, 168, 115, "generation"))
+    p.append(_stock(170, 90, 130, 50, "evidence", "generation", "of benefit"))
+    p.append(_flow(300, 115, 402, 115, "goes stale"))
+    p.append(_cloud(420, 115))
+    p.append(lev(118, 145, "innovation_conditions"))
+    # 2 recognition, from own and peers' evidence
+    p.append(_stock(770, 90, 140, 50, "recognition", "recognition", "seen as good (0-1)"))
+    p.append(_curve("M235,90 C330,30 660,30 768,105", "own and peers' evidence, with a delay", 640, 48))
+    p.append(lev(575, 74, "evidence_sharing"))
+    p.append(lev(700, 74, "barriers"))
+    # 3-4 organisations: unaware => aware => implementing => adopted => discontinued
+    y0, h0, w0 = 370, 56, 130
+    boxes: list[tuple[str, float, str, str]] = [("unaware", 30, "communication", "not yet aware")]
     if aware_stage:
-        boxes.append(("aware", 270, "communication", "not yet decided"))
+        boxes.append(("aware", 300, "communication", "not yet decided"))
     if pipeline:
-        boxes.append(("implementing", 540, "adoption", "decided, under way"))
-    boxes.append(("adopted", 780, "adoption", "using it"))
-    w0 = 130
+        boxes.append(("implementing", 560, "adoption", "decided, under way"))
+    boxes.append(("adopted", 800, "adoption", "using it"))
     pos = {name: x for name, x, _, _ in boxes}
     for name, x, stage, note in boxes:
         p.append(_stock(x, y0, w0, h0, name, stage, note))
-    p.append(_stock(780, 460, w0, h0, "discontinued", "adoption", "stopped (no return)"))
+    p.append(_stock(800, 510, w0, h0, "discontinued", "adoption", "stopped (no return)"))
     names = [b[0] for b in boxes]
-    flow_labels = {"aware": "awareness (push + pull)", "implementing": "decisions",
+    flow_labels = {"aware": "awareness", "implementing": "decisions",
                    "adopted": "completed" if pipeline else "decisions to adopt"}
     for a, b in zip(names[:-1], names[1:], strict=True):
         label = flow_labels.get(b, "")
         if a == "unaware" and b != "aware":
             label = "awareness and decisions"
         p.append(_flow(pos[a] + w0, y0 + h0 / 2, pos[b] - 2, y0 + h0 / 2, label))
-    # awareness levers on the first flow
-    first_flow_x = (pos[names[0]] + w0 + pos[names[1]]) / 2
-    p.append(lev(first_flow_x, y0 + h0 / 2 + 28, "push_strength"))
-    p.append(lev(first_flow_x, y0 + h0 / 2 + 56, "peer_influence"))
-    p.append(_t(first_flow_x, y0 + h0 / 2 + 86, "push: central programme", 9.5, fill="#333333"))
-    p.append(_t(first_flow_x, y0 + h0 / 2 + 99, "pull: peers who use it", 9.5, fill="#333333"))
+    fx = (pos[names[0]] + w0 + pos[names[1]]) / 2  # the first flow: awareness
+    p.append(lev(fx, y0 + h0 / 2 + 28, "push_strength"))
+    p.append(lev(fx, y0 + h0 / 2 + 54, "peer_influence"))
+    p.append(_t(fx, y0 + h0 / 2 + 80, "push: the central programme", 9.5, fill="#333333"))
+    p.append(_t(fx, y0 + h0 / 2 + 93, "pull: peers who already use it", 9.5, fill="#333333"))
     if pipeline:
-        p.append(lev(pos["implementing"] + w0 / 2, y0 - 20, "implementation_support"))
-    # abandonment and discontinuation
-    src = "implementing" if pipeline else names[-2]
-    p.append(_flow(pos[src] + w0 / 2, y0 + h0, 778, 488, "abandoned", above=False, label_dx=-50))
-    p.append(_flow(845, y0 + h0, 845, 458, "discontinuation", above=True, label_dx=55))
-    p.append(_t(895, 445, "faster if support is withdrawn", 9, fill="#333333", anchor="end"))
-    # information links closing the loops
-    p.append(_link(830, y0, 262, 126, bend=-40, label="adopters add evidence (R1)"))
-    p.append(_link(780, y0 + 12, first_flow_x + 20, y0 + h0 / 2 - 2, bend=34, label="word of mouth (R2)"))
-    p.append(_link(825, 127, first_flow_x + 10, y0 + h0 / 2 - 6, bend=30, label="recognition gates awareness"))
-    p.append(_link(842, 462, 893, 127, bend=-70, label="disillusionment"))
+        p.append(lev(pos["implementing"] + w0 / 2, y0 - 18, "implementation_support"))
+    if pipeline:
+        p.append(_flow(pos["implementing"] + w0 / 2, y0 + h0, 798, 538, "abandoned", above=False, label_dx=-45))
+    else:  # decisions split at the adoption flow: completed (on) or abandoned (down)
+        bx = pos["adopted"] - 70
+        pts = f"{bx},{y0 + h0 / 2:.0f} {bx},538 798,538"
+        p.append(f'<polyline points="{pts}" fill="none" stroke="#444444" stroke-width="5"/>'
+                 f'<polyline points="{pts}" fill="none" stroke="#ffffff" stroke-width="2" marker-end="url(#sf-flow)"/>')
+        p.append(_t(bx - 6, 500, "abandoned", 10, anchor="end", fill="#222222"))
+    p.append(_flow(865, y0 + h0, 865, 508))
+    p.append(_t(874, 454, "discontinuation", 10, anchor="start", fill="#222222"))
+    p.append(_t(874, 468, "(faster when support", 9, anchor="start", fill="#333333"))
+    p.append(_t(874, 480, "is withdrawn)", 9, anchor="start", fill="#333333"))
+    # information links that close the loops
+    p.append(_curve(f"M772,140 C700,245 {fx + 60:.0f},235 {fx + 4:.0f},{y0 + h0 / 2 - 6:.0f}",
+                    "recognition gates awareness and decisions", 520, 226))
+    p.append(_curve("M830,368 C780,272 180,280 118,160", "adopters add evidence (R1)", 470, 271))
+    p.append(_curve(f"M815,428 C760,585 {fx + 170:.0f},560 {fx + 64:.0f},{y0 + h0 / 2 + 58:.0f}",
+                    "word of mouth: pull (R2)", 600, 560))
+    p.append(_curve("M932,535 C985,420 985,220 905,142", "disillusionment", 962, 255, anchor="end"))
     # legend
-    lx, ly = 20, 520
+    lx, ly = 24, 575
     p.append(f'<rect x="{lx}" y="{ly - 12}" width="22" height="16" fill="#ffffff" stroke="#333333" stroke-width="2"/>')
     p.append(_t(lx + 28, ly + 1, "stock", 10, anchor="start"))
-    p.append(_flow(lx + 75, ly - 4, lx + 120, ly - 4))
-    p.append(_t(lx + 126, ly + 1, "flow", 10, anchor="start"))
-    p.append(_link(lx + 165, ly - 4, lx + 205, ly - 4))
-    p.append(_t(lx + 211, ly + 1, "influence", 10, anchor="start"))
-    p.append(lev(lx + 320, ly - 4, "lever"))
-    p.append(_cloud(lx + 390, ly - 4))
-    p.append(_t(lx + 413, ly + 1, "outside the model", 10, anchor="start"))
+    p.append(_flow(lx + 70, ly - 4, lx + 112, ly - 4))
+    p.append(_t(lx + 118, ly + 1, "flow", 10, anchor="start"))
+    p.append(_curve(f"M{lx + 150},{ly - 4} L{lx + 188},{ly - 4}"))
+    p.append(_t(lx + 194, ly + 1, "influence", 10, anchor="start"))
+    p.append(_lever(lx + 276, ly - 4, "lever"))
+    p.append(_cloud(lx + 336, ly - 4))
+    p.append(_t(lx + 358, ly + 1, "outside", 10, anchor="start"))
     p.append("</svg>")
     return "".join(p)

@@ -177,7 +177,7 @@ def assert_inside(draws, truth, level, label):
 
 
 def test_nuts_recovers_known_parameters(recovery_problem):
-    fit = run_nuts(recovery_problem, chains=4, warmup=300, samples=300, seed=0, target_accept=0.95)
+    fit = run_nuts(recovery_problem, chains=4, warmup=250, samples=250, seed=0, target_accept=0.95)
     p, q = fit.samples["p"], fit.samples["q"]
     assert p.shape == (4, 300, 3) and q.shape == (4, 300)
     assert_inside(p.reshape(-1, 3), TRUE_P, 0.90, "p")
@@ -230,9 +230,9 @@ scale = 1.0
 
 [calibration]
 method = "{method}"
-chains = 4
-warmup = 300
-samples = 300
+chains = 2
+warmup = 200
+samples = 200
 seed = 7
 target_accept = 0.95
 prior_draws = 100
@@ -274,14 +274,14 @@ def test_recovery_through_config_and_cli(synthetic, tmp_path):
         assert g in groups, f"missing group {g}: {sorted(groups)}"
     post = groups["posterior"]
     assert post["p"].dims == ("chain", "draw", "site") and list(post["site"].values) == list(SITES)
-    assert post.sizes["chain"] == 4 and post.sizes["draw"] == 300
+    assert post.sizes["chain"] == 2 and post.sizes["draw"] == 200
     np.testing.assert_array_equal(groups["observed_data"]["new_adopters"].values, new.astype(np.int64))
     np.testing.assert_allclose(groups["observed_data"]["time"].values, np.arange(1, MONTHS + 1) / 12)
     assert groups["posterior_predictive"]["new_adopters"].dims == ("chain", "draw", "time", "site")
     assert groups["prior_predictive"]["new_adopters"].shape == (1, 100, MONTHS, 3)
     assert_inside(post["p"].values.reshape(-1, 3), TRUE_P, 0.90, "p (cli)")
     assert_inside(post["q"].values.reshape(-1), TRUE_Q, 0.90, "q (cli)")
-    assert groups["sample_stats"]["diverging"].values.sum() <= 6  # at most 0.5% of draws
+    assert groups["sample_stats"]["diverging"].values.sum() <= 4  # at most 1% of draws
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
@@ -290,7 +290,7 @@ def test_recovery_through_config_and_cli(synthetic, tmp_path):
         idata = az.from_netcdf(str(out / "posterior.nc"))
     assert {"posterior", "sample_stats", "observed_data", "prior", "prior_predictive",
             "posterior_predictive"} <= set(idata.groups())
-    assert idata.posterior["q"].shape == (4, 300)
+    assert idata.posterior["q"].shape == (2, 200)
 
 
 # --------------------------------------------------------------------------- 3. SBC

@@ -13,7 +13,7 @@ from spreadjax.calibrate._run import build_problem, calibrate
 @pytest.mark.slow
 def test_posterior_predictive_covers_observed_monthly_counts():
     cfg = load_config("configs/medical_innovation.toml")
-    settings = dataclasses.replace(cfg.calibration.settings, warmup=300, samples=300, prior_draws=100)
+    settings = dataclasses.replace(cfg.calibration.settings, warmup=200, samples=200, prior_draws=50)
     result = calibrate(build_problem(cfg), settings)
     assert not [f for f in result.flags if "R-hat" in f], result.flags
     pred = result.groups["posterior_predictive"]["new_adopters"].values  # (chain, draw, time, site)

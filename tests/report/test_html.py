@@ -29,6 +29,7 @@ from spreadjax.calibrate._run import write_posterior
 from spreadjax.ensemble._summary import summarize_ensemble
 from spreadjax.report import build_report, headline
 from spreadjax.report._calibration_figures import plot_calibration
+from spreadjax.report._sensitivity import write_sensitivity
 
 SCENARIOS = ["status_quo", "programme_sustained"]
 SITES = ["north", "south"]
@@ -101,26 +102,25 @@ def _write_json(path: Path, doc) -> None:
     path.write_text(json.dumps(doc, indent=1, allow_nan=False))
 
 
-SENSITIVITY = {
-    "threshold": 0.5,
-    "levers": ["push_strength", "peer_influence", "implementation_support", "barriers"],
-    "elasticities": {
-        "extent": {"push_strength": {"mean": 0.21, "q05": 0.1, "q95": 0.35},
-                   "peer_influence": {"mean": 0.48, "q05": 0.3, "q95": 0.7},
-                   "implementation_support": {"mean": 0.12, "q05": 0.02, "q95": 0.25},
-                   "barriers": {"mean": -0.3, "q05": -0.5, "q95": -0.12}},
-        "pace": {"push_strength": {"mean": -0.15, "q05": -0.3, "q95": -0.05},
-                 "peer_influence": {"mean": -0.4, "q05": -0.6, "q95": -0.2},
-                 "implementation_support": {"mean": -0.2, "q05": -0.35, "q95": None},
-                 "barriers": {"mean": 0.25, "q05": 0.1, "q95": 0.4}},
-    },
-    "n_draws": 50,
-    "pace_never": 3,
-    "sobol": {"extent": {"p": {"S1": 0.18, "lo": 0.1, "hi": 0.26}, "q": {"S1": 0.55, "lo": 0.45, "hi": 0.66}},
-              "pace": {"p": {"S1": 0.3, "lo": 0.2, "hi": 0.4}, "q": {"S1": 0.4, "lo": None, "hi": None}}},
-    "ranking": [{"name": "peer_influence", "kind": "elasticity", "metric": "extent", "value": 0.48},
-                {"name": "barriers", "kind": "elasticity", "metric": "extent", "value": -0.3}],
+LEVERS = ["push_strength", "peer_influence", "implementation_support", "barriers"]
+ELASTICITY = {  # lever: ((extent mean, q05, q95), (pace mean, q05, q95))
+    "push_strength": ((0.21, 0.1, 0.35), (-0.15, -0.3, -0.05)),
+    "peer_influence": ((0.48, 0.3, 0.7), (-0.4, -0.6, -0.2)),
+    "implementation_support": ((0.12, 0.02, 0.25), (-0.2, -0.35, math.nan)),
+    "barriers": ((-0.3, -0.5, -0.12), (0.25, 0.1, 0.4)),
 }
+SOBOL = {"extent": {"p": {"S1": 0.18, "lo": 0.1, "hi": 0.26}, "q": {"S1": 0.55, "lo": 0.45, "hi": 0.66}},
+         "pace": {"p": {"S1": 0.3, "lo": 0.2, "hi": 0.4}, "q": {"S1": 0.4, "lo": math.nan, "hi": math.nan}},
+         "n_members": 120}
+
+
+def _write_sensitivity(path: Path) -> None:
+    """sensitivity.json through the real writer, from hand-set elasticities and Sobol indices."""
+    values = np.asarray([ELASTICITY[lv] for lv in LEVERS])  # (lever, metric, stat)
+    e = xr.Dataset({k: (("lever", "metric"), values[..., i]) for i, k in enumerate(("mean", "q05", "q95"))},
+                   coords={"lever": LEVERS, "metric": ["extent", "pace"]},
+                   attrs={"threshold": 0.5, "n_draws": 50, "pace_never": 3})
+    write_sensitivity(path, e, SOBOL)
 
 
 def _run_json() -> dict:
@@ -170,7 +170,7 @@ def make_run_dir(d: Path) -> Path:
     (d / "diagnostics.txt").write_text(f"{format_table(summ)}\n\nFlags:\n{flags_text}\n")
     summ.drop_vars("ebfmi", errors="ignore").to_dataframe().to_csv(d / "diagnostics.csv")
     plot_calibration(groups, d)
-    _write_json(d / "sensitivity.json", SENSITIVITY)
+    _write_sensitivity(d / "sensitivity.json")
     _write_json(d / "observed.json", _observed(as_json))
     _write_json(d / "run.json", _run_json())
     return d
@@ -250,7 +250,7 @@ def test_headline_rounding_edges():
     assert "not adopted by year 1" in text and "under '" not in text
 
 
-def test_every_section_present(page):
+def test_every_section_present(run_dir, page):
     for sid in SECTIONS:
         assert re.search(rf'<section id="{sid}"><h2>', page), sid
     assert page.count("<img ") >= 7  # fan, sites, pace, elasticities, Sobol, predictive, 2 more
@@ -260,16 +260,22 @@ def test_every_section_present(page):
     for lever in ("push_strength", "peer_influence", "implementation_support", "barriers", "evidence_sharing",
                   "innovation_conditions"):
         assert f">{lever}</text>" in page, lever
-    assert "calibrated up to here" not in page or True  # drawn inside the PNG
     assert "could not be drawn" not in page
     assert "Not available" not in page.split('id="calibration"')[1].split("</section>")[0]
     # lever sentence, flags (tiny chains: low ESS and one divergence), out-of-sample check
-    assert "The lever that matters most is <strong>peer influence</strong>" in page
+    sens = json.loads((run_dir / "sensitivity.json").read_text())
+    top = max(((lv, m, v["mean"]) for m, block in sens["elasticities"].items() for lv, v in block.items()),
+              key=lambda x: abs(x[2]))
+    assert sens["ranking"][0]["kind"] == "parameter"  # a Sobol index ranks first: not a lever
+    assert f"The lever that matters most is <strong>{top[0].replace('_', ' ')}</strong>" in page
+    assert f"(elasticity {top[2]:+.2f})" in page
+    assert "Of the uncertain inputs, <strong>q</strong> explains most" in page
     assert 'class="flag bad"' in page and "1 divergent transitions" in page
     assert "Out-of-sample check" in page and "calibration used only the data up to <strong>April 2027" in page
     assert "Regions report adoption monthly and completely." in page
+    table = page.split("<h3>Calibrated parameters</h3>")[1].split("</table>")[0]
+    assert table.count("<code>p</code>") == 1 and table.count("<code>q</code>") == 1  # once each, not per chain
     assert "<details><summary>The config used" in page and "cd" * 32 in page and "ef" * 32 in page
-    assert "50% adopted by 2028-03-31" not in page or True
     assert "Chance of half adopted by March 2028" in page
 
 
@@ -328,35 +334,35 @@ def test_corrupt_or_missing_summary_names_the_file(tmp_path, run_dir):
         build_report(d)
 
 
-def test_opens_in_headless_chromium(run_dir, tmp_path):
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install the Debian package `chromium` (.ci/run does)")
-    shot, netlog = tmp_path / "report.png", tmp_path / "netlog.json"
+def _chromium(url: str, tmp: Path, height: int = 4000) -> tuple[Path, list[str], subprocess.CompletedProcess]:
+    """Screenshot ``url`` in headless Chromium with every host name unresolvable; returns the PNG,
+    the URLs of the requests the *page* started (initiator: the page's origin, 'null' for a file)
+    and the process. The browser's own background requests (initiator 'not an origin') are left
+    out: they are not the report's, and the resolver rule keeps them off the network anyway."""
+    shot, netlog = tmp / "shot.png", tmp / "netlog.json"
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-           f"--user-data-dir={tmp_path / 'profile'}", '--host-resolver-rules=MAP * ~NOTFOUND',
-           f"--log-net-log={netlog}", "--net-log-capture-mode=Default", "--hide-scrollbars",
-           f"--screenshot={shot}", "--window-size=1280,4000", (run_dir / "report.html").resolve().as_uri()]
+           f"--user-data-dir={tmp / 'profile'}", "--host-resolver-rules=MAP * ~NOTFOUND",
+           f"--log-net-log={netlog}", "--hide-scrollbars", f"--screenshot={shot}", f"--window-size=1280,{height}",
+           url]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert shot.exists(), f"no screenshot; chromium said:\n{proc.stdout}\n{proc.stderr}"
-    from PIL import Image
-
-    img = np.asarray(Image.open(shot).convert("L"), dtype=float)
-    assert img.shape[:2] == (4000, 1280)
-    assert img.var() > 100.0  # not blank
-    assert (img < 128).mean() > 0.005  # there is dark text and figures
-    log = json.loads(netlog.read_text() or "{}") if netlog.exists() and netlog.read_text().rstrip().endswith("}") \
-        else _read_partial_netlog(netlog)
-    urls = _netlog_urls(log)
-    assert urls, "the net log recorded no request at all (the page itself should be one)"
-    network = [u for u in urls if not u.startswith(("file:", "data:", "chrome:", "about:"))]
-    assert not network, f"the report made network requests: {network}"
+    assert netlog.exists(), "chromium wrote no net log"
+    log = _read_netlog(netlog)
+    names = {v: k for k, v in log["constants"]["logEventTypes"].items()}
+    page_requests = []
+    for ev in log.get("events", []):
+        params = ev.get("params") or {}
+        if names.get(ev.get("type")) == "URL_REQUEST_START_JOB" and "url" in params:
+            if params.get("initiator") != "not an origin":
+                page_requests.append(params["url"])
+    return shot, page_requests, proc
 
 
-def _read_partial_netlog(path: Path) -> dict:
-    """A net log whose writer was cut short lacks its closing ']}'."""
+def _read_netlog(path: Path) -> dict:
+    """The net log as JSON; one whose writer was cut short lacks its closing brackets."""
     text = path.read_text().rstrip().rstrip(",")
-    for tail in ("]}", "}]}", ""):
+    for tail in ("", "]}", "}]}"):
         try:
             return json.loads(text + tail)
         except json.JSONDecodeError:
@@ -364,12 +370,26 @@ def _read_partial_netlog(path: Path) -> dict:
     raise AssertionError(f"unreadable net log {path}")
 
 
-def _netlog_urls(log: dict) -> list[str]:
-    urls = []
-    for ev in log.get("events", []):
-        params = ev.get("params") or {}
-        for key in ("url", "original_url", "location", "host"):
-            v = params.get(key)
-            if isinstance(v, str) and v:
-                urls.append(v)
-    return urls
+def test_opens_in_headless_chromium(run_dir, tmp_path):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install the Debian package `chromium` (.ci/run does)")
+    # the check can see a page's requests: a page with an external image and style sheet is caught
+    control = tmp_path / "control"
+    control.mkdir()
+    (control / "page.html").write_text('<!DOCTYPE html><p>control</p><img src="http://example.invalid/a.png">'
+                                       '<link rel="stylesheet" href="https://example.invalid/a.css">')
+    _, seen, _ = _chromium((control / "page.html").as_uri(), control, height=300)
+    assert {"http://example.invalid/a.png", "https://example.invalid/a.css"} <= set(seen)
+
+    work = tmp_path / "report"
+    work.mkdir()
+    shot, seen, _ = _chromium((run_dir / "report.html").resolve().as_uri(), work)
+    network = [u for u in seen if not u.startswith(("file:", "data:"))]
+    assert not network, f"the report made network requests: {network}"
+    from PIL import Image
+
+    img = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert img.shape == (4000, 1280)
+    assert img.var() > 100.0  # not blank
+    assert (img < 128).mean() > 0.005  # dark text and figures
+    assert (img[:600] < 128).mean() > 0.002  # the headline is at the top
