@@ -102,11 +102,13 @@ def calibration_toml(source="posterior"):
         warmup = 30
         samples = 12
         max_tree_depth = 5
+        prior_draws = 10
         seed = 1
         [simulation]
-        end = 1.5
-        steps_per_year = 24
+        end = 1.0
+        steps_per_year = 12
         outputs_per_year = 4
+        solver = "euler"
         dtype = "float64"
         [scenarios.baseline]
         [scenarios.stronger]
