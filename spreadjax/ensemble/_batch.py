@@ -31,16 +31,23 @@ class ChunkRunner:
         self.dtype = jnp.dtype(config.simulation.dtype)
         self.n_scenarios = len(config.scenarios)
         self.scenarios = jax.tree.map(lambda a: jnp.asarray(a, self.dtype), scenario_table(config, base))
+        # Which scenarios set each parameter themselves: only those override a drawn value.
+        self.explicit = {name: jnp.asarray([name in dict(sc.parameters) for sc in config.scenarios])
+                         for name in self.scenarios if not isinstance(self.scenarios[name], dict)}
         self.chunk_size = s.chunk_size
         self.n_replicates = s.replicates
         self.seed = s.seed
         self._fn = jax.jit(self._chunk)
 
-    def _member(self, draw_vals: dict, scen_vals: dict, key: Any) -> dict:
+    def _member(self, draw_vals: dict, scen_vals: dict, key: Any, explicit: dict | None = None) -> dict:
         params = dict(self.base)
         for name, value in draw_vals.items():
             params[name] = value.astype(self.dtype)
-        params.update(scen_vals)  # a scenario's explicit choice wins over a drawn value
+        for name, value in scen_vals.items():  # a scenario's explicit choice wins over a drawn value;
+            if name in draw_vals and explicit is not None and name in explicit:  # other scenarios keep the draw
+                params[name] = jnp.where(explicit[name], value, params[name])
+            else:
+                params[name] = value
         return self.sim(params, self.network, key)
 
     def _chunk(self, draw_index: Any, draw_vals: dict) -> dict:
@@ -50,7 +57,8 @@ class ChunkRunner:
             keys = jax.vmap(lambda r: jax.random.fold_in(jax.random.fold_in(root, d), r))(
                 jnp.arange(self.n_replicates))
             if self.scenarios:
-                return jax.vmap(lambda scen: jax.vmap(lambda k: self._member(vals, scen, k))(keys))(self.scenarios)
+                return jax.vmap(lambda scen, ex: jax.vmap(lambda k: self._member(vals, scen, k, ex))(keys))(
+                    self.scenarios, self.explicit)
             same = jax.vmap(lambda k: self._member(vals, {}, k))(keys)  # no scenario changes anything
             return jax.tree.map(lambda a: jnp.broadcast_to(a[None], (self.n_scenarios, *a.shape)), same)
 

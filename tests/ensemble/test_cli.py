@@ -27,7 +27,8 @@ TARGETS = 'targets = [{ fraction = 0.25, date = "2027-04-01" }, { fraction = 0.5
 LABELS = ["25% adopted by 2027-04-01", "50% adopted by year 4"]
 
 
-def design_toml(scenarios=SCENARIOS, ensemble="", population="[50, 80]", cluster=""):
+def design_toml(scenarios=SCENARIOS, ensemble="", population="[50, 80]", cluster="",
+                design="q = [0.2, 1.2], p = [0.01, 0.2]"):
     return textwrap.dedent("""
         title = "cli ensemble test"
         [model]
@@ -46,12 +47,12 @@ def design_toml(scenarios=SCENARIOS, ensemble="", population="[50, 80]", cluster
         """).format(population=population) + scenarios + textwrap.dedent("""
         [ensemble]
         source = "design"
-        design = {{ q = [0.2, 1.2], p = [0.01, 0.2] }}
+        design = {{ {design} }}
         draws = 8
         chunk_size = 4
         {targets}
         {ensemble}
-        """).format(targets=TARGETS, ensemble=ensemble) + cluster
+        """).format(targets=TARGETS, ensemble=ensemble, design=design) + cluster
 
 
 COUNTS = """site,time,population,adopters
@@ -335,3 +336,12 @@ def test_store_from_another_config_is_refused(design_run, tmp_path):
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and "was written by a different config" in lines[0], result.stderr
     assert {p: p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()} == files  # untouched
+
+
+def test_scenario_setting_a_drawn_parameter_leaves_the_draw_to_the_others(tmp_path):
+    scenarios = "[scenarios.baseline]\n[scenarios.fixed_q]\nparameters = { q = 2.0 }\n"
+    config = write(tmp_path, design_toml(scenarios=scenarios, design="q = [0.2, 1.2]"))
+    ok(ensemble(config, "--out", tmp_path / "out", "--workers", "0"))
+    final = open_results(tmp_path / "out" / "ensemble.zarr")["adopted"].isel(time=-1, replicate=0).sum("site").values
+    assert np.unique(final[:, 0]).size == 8  # baseline: q as drawn, different in every draw
+    assert np.unique(final[:, 1]).size == 1  # fixed_q: q = 2.0 whatever the draw
