@@ -43,6 +43,11 @@ def run_pipeline(config: Any, out_dir: Path, *, say: Say = print, progress_bar: 
         raise InputError(f"{config.path}: `spreadjax run` needs [data] and [priors] to calibrate")
     if not config.scenarios:
         raise InputError(f"{config.path}: no scenarios to compare")
+    store = out_dir / "ensemble.zarr"
+    if store.exists():  # refuse a corrupt store before the long calibration, not after
+        from .ensemble._store import read_store_state
+
+        read_store_state(store)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = _now()
     from ._jobs import config_hash
@@ -58,7 +63,6 @@ def run_pipeline(config: Any, out_dir: Path, *, say: Say = print, progress_bar: 
         f"x {config.ensemble.replicates} replicate(s)")
     from .ensemble._run import run_ensemble
 
-    store = out_dir / "ensemble.zarr"
     report = run_ensemble(config, store, posterior=str(posterior), workers=workers, progress=chunk_progress)
     say(f"      {len(report.computed)} chunk(s) computed, {report.skipped} already done")
     say("[3/5] summarising pace, extent and targets")

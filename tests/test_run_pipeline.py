@@ -317,7 +317,7 @@ def test_run_posterior_ensemble_without_calibration(tmp_path):
 
 @pytest.mark.slow
 def test_run_refuses_corrupt_ensemble_store(first_run, tmp_path):
-    """An otherwise matching run (its posterior already there) over a garbage store: refused, untouched."""
+    """An otherwise matching run over a garbage store: refused up front, before calibrating; untouched."""
     out = tmp_path / "out"
     out.mkdir()
     for name in ("posterior.nc", "diagnostics.txt", "diagnostics.csv", *PNGS):
@@ -330,5 +330,5 @@ def test_run_refuses_corrupt_ensemble_store(first_run, tmp_path):
     result = invoke("run", first_run["config"], "--out", out, "--workers", "0")
     line = assert_input_error(result, str(store))
     assert "not a readable spreadjax ensemble store" in line
-    assert "already there for this config: kept" in result.stdout  # it got as far as the store check
+    assert "[1/5]" not in result.stdout  # refused before any stage started
     assert _listing(out) == before  # nothing new, nothing rewritten

@@ -89,20 +89,24 @@ def _units(config: Any, name: str) -> str:
     return "1"
 
 
+def read_store_state(path: Path) -> tuple[dict, np.ndarray]:
+    """The attributes and ``chunk_done`` flags of an existing store; :class:`InputError` if unreadable."""
+    import zarr
+
+    try:
+        group = zarr.open_group(str(path), mode="r")
+        return dict(group.attrs), np.asarray(group["chunk_done"][:], dtype=bool)
+    except Exception as exc:  # noqa: BLE001 - any failure to read means a corrupt store
+        raise InputError(f"{path}: not a readable spreadjax ensemble store ({type(exc).__name__}: {exc}); "
+                         "delete it or choose another --out") from None
+
+
 def check_store(path: Path, ident: str) -> np.ndarray:
     """Open an existing store for resuming; returns its ``chunk_done`` flags.
 
     Raises :class:`InputError` when it was written by a different config or is unreadable.
     """
-    import zarr
-
-    try:
-        group = zarr.open_group(str(path), mode="r")
-        attrs = dict(group.attrs)
-        done = np.asarray(group["chunk_done"][:], dtype=bool)
-    except Exception as exc:  # noqa: BLE001 - any failure to read means a corrupt store
-        raise InputError(f"{path}: not a readable spreadjax ensemble store ({type(exc).__name__}: {exc}); "
-                         "delete it or choose another --out") from None
+    attrs, done = read_store_state(path)
     if attrs.get("schema_version") != SCHEMA_VERSION:
         raise InputError(f"{path}: store schema {attrs.get('schema_version')!r}, expected {SCHEMA_VERSION}; "
                          "choose another --out")
