@@ -177,7 +177,7 @@ def assert_inside(draws, truth, level, label):
 
 
 def test_nuts_recovers_known_parameters(recovery_problem):
-    fit = run_nuts(recovery_problem, chains=4, warmup=250, samples=250, seed=0, target_accept=0.95)
+    fit = run_nuts(recovery_problem, chains=4, warmup=300, samples=300, seed=0, target_accept=0.95)
     p, q = fit.samples["p"], fit.samples["q"]
     assert p.shape == (4, 300, 3) and q.shape == (4, 300)
     assert_inside(p.reshape(-1, 3), TRUE_P, 0.90, "p")
