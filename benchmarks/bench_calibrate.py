@@ -47,6 +47,8 @@ from typing import Any
 
 import numpy as np
 
+from _common import write_json  # noqa: E402 (benchmarks/ is on sys.path as the script's folder)
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "configs" / "medical_innovation.toml"
 RESULTS = Path(__file__).parent / "results" / "calibrate_cpu.json"
@@ -381,20 +383,6 @@ def format_table(rows: list[dict[str, Any]]) -> str:
                      f"{r['min_bulk_ess']:>9.0f}{r['ess_per_s_cold']:>12.2f}{r['ess_per_s_warm']:>12.2f}"
                      f"{ratio('spreadjax_over_this_cold')}{ratio('spreadjax_over_this_warm')}")
     return "\n".join(lines)
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as JSON atomically (temp file in the same folder, then ``os.replace``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def versions() -> dict[str, str]:

@@ -58,6 +58,8 @@ from spreadjax.ensemble._plan import draw_values
 from spreadjax.ensemble._run import WORKER_ENV, _runner, compute_chunk, plan_for, prepare
 from spreadjax.ensemble._store import mark_done, read_draws, write_chunk
 
+from _common import write_json  # noqa: E402 (benchmarks/ is on sys.path as the script's folder)
+
 STEPS_PER_YEAR = 52
 YEARS = 10
 STEPS = STEPS_PER_YEAR * YEARS  # RK4 steps per member
@@ -334,20 +336,6 @@ def format_table(rows: list[dict[str, Any]], ov: dict[str, Any]) -> str:
         f"dask x2 {ov['cpu_dask_2_workers']:+.1%}",
     ]
     return "\n".join(lines)
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as JSON atomically (temp file in the same folder, then ``os.replace``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def versions() -> dict[str, str]:

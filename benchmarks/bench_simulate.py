@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +38,8 @@ import numpy as np
 
 from spreadjax.core import RK4, Simulation, compile_model
 from spreadjax.models import four_stage_model
+
+from _common import write_json  # noqa: E402 (benchmarks/ is on sys.path as the script's folder)
 
 DT = 1.0 / 52.0  # years per step
 YEARS = 10  # horizon, years
@@ -221,20 +222,6 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         lines.append(f"{r['implementation']:<15}{r['members']:>10,}{r['seconds']:>11.4f}"
                      f"{r['member_steps_per_s']:>17.3e}{r['spreadjax_over_this']:>17.2f}x")
     return "\n".join(lines)
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as JSON atomically (temp file in the same folder, then ``os.replace``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def summary(rows: list[dict[str, Any]], check: dict[str, Any]) -> dict[str, Any]:
