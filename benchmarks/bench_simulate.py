@@ -22,7 +22,6 @@ a warm-up call (compilation). Not a test: timing targets live here, never in ``t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys

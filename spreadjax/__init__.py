@@ -14,7 +14,6 @@ from ._errors import InputError as InputError
 from ._errors import ModelError as ModelError
 from ._jobs import simulate_config as simulate_config
 from .core import *  # noqa: F403
-from .core import __all__ as _core_all
 from .core._dataset import to_dataset as to_dataset
 from .models import build_model as build_model
 from .models import four_stage_model as four_stage_model

@@ -14,7 +14,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions.transforms import biject_to
@@ -135,4 +134,4 @@ def unconstrained_dim(priors: tuple[Prior, ...], n_sites: int) -> int:
     return sum(2 + n_sites if p.hierarchical else 1 for p in priors)
 
 
-__all__ = ["DISTRIBUTIONS", "Prior", "parse_prior", "sample_parameter", "posterior_names", "jnp"]
+__all__ = ["DISTRIBUTIONS", "Prior", "parse_prior", "sample_parameter", "posterior_names"]

@@ -40,7 +40,6 @@ from ._report_figures import (
     Clock,
     elasticity_figure,
     fan_chart_figure,
-    lever_order,
     num,
     pace_extent_figure,
     pretty,

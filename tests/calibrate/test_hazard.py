@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from spreadjax.calibrate import adjacency, medical_innovation_individuals, medical_innovation_path
+from spreadjax.calibrate import medical_innovation_path
 from spreadjax.calibrate._diagnostics import summarize
 from spreadjax.calibrate._hazard import (
     PUBLISHED_MI,

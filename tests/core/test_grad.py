@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from spreadjax.core import RK4, Adaptive, Simulation, compile_model, dense_network, simulate
+from spreadjax.core import RK4, Adaptive, Simulation, compile_model, dense_network
 from spreadjax.models import four_stage_model
 
 NAMES = ("p", "q", "decision_rate", "implementation_time", "discontinuation_rate", "recognition_time",

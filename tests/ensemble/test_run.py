@@ -3,7 +3,6 @@ interruptions; finished chunks are never recomputed; a store from another config
 
 import os
 import signal
-from pathlib import Path
 
 import numpy as np
 import pytest
