@@ -370,6 +370,20 @@ def _read_netlog(path: Path) -> dict:
     raise AssertionError(f"unreadable net log {path}")
 
 
+def assert_renders_offline(report: Path, work: Path) -> None:
+    """The report renders in headless Chromium to a non-blank page and requests nothing remote."""
+    from PIL import Image
+
+    shot, seen, _ = _chromium(report.resolve().as_uri(), work)
+    network = [u for u in seen if not u.startswith(("file:", "data:"))]
+    assert not network, f"the report made network requests: {network}"
+    img = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert img.shape == (4000, 1280)
+    assert img.var() > 100.0  # not blank
+    assert (img < 128).mean() > 0.005  # dark text and figures
+    assert (img[:600] < 128).mean() > 0.002  # the headline is at the top
+
+
 def test_opens_in_headless_chromium(run_dir, tmp_path):
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install the Debian package `chromium` (.ci/run does)")
@@ -383,13 +397,4 @@ def test_opens_in_headless_chromium(run_dir, tmp_path):
 
     work = tmp_path / "report"
     work.mkdir()
-    shot, seen, _ = _chromium((run_dir / "report.html").resolve().as_uri(), work)
-    network = [u for u in seen if not u.startswith(("file:", "data:"))]
-    assert not network, f"the report made network requests: {network}"
-    from PIL import Image
-
-    img = np.asarray(Image.open(shot).convert("L"), dtype=float)
-    assert img.shape == (4000, 1280)
-    assert img.var() > 100.0  # not blank
-    assert (img < 128).mean() > 0.005  # dark text and figures
-    assert (img[:600] < 128).mean() > 0.002  # the headline is at the top
+    assert_renders_offline(run_dir / "report.html", work)
