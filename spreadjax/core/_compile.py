@@ -269,13 +269,21 @@ def _schedule_fn(name: str, interpolation: str) -> Callable:
         xp, sched, t = env["_xp"], env["_schedules"][name], env["t"]
         times, values = sched["times"], sched["values"]
         k = times.shape[0]
+        if times.ndim == 1:  # shared breakpoints: values (k, site) or (k, site, member)
+            def at(i):
+                return values[i], times[i]
+        else:  # per-member breakpoints (k, member) with values (k, site, member)
+            def at(i):
+                v = xp.take_along_axis(values, i[None, None, :], axis=0)[0]
+                return v, xp.take_along_axis(times, i[None, :], axis=0)  # (1, member)
+        passed = xp.sum(times <= t, axis=0)
         if interpolation == "step" or k == 1:
-            idx = xp.clip(xp.sum(times <= t) - 1, 0, k - 1)
-            return values[idx]
-        i = xp.clip(xp.sum(times <= t) - 1, 0, k - 2)
-        span = times[i + 1] - times[i]
-        w = xp.clip(xp.where(span > 0, (t - times[i]) / xp.where(span > 0, span, 1), 1), 0, 1)
-        return values[i] + w * (values[i + 1] - values[i])
+            return at(xp.clip(passed - 1, 0, k - 1))[0]
+        i = xp.clip(passed - 1, 0, k - 2)
+        (v0, t0), (v1, t1) = at(i), at(i + 1)
+        span = t1 - t0
+        w = xp.clip(xp.where(span > 0, (t - t0) / xp.where(span > 0, span, 1), 1), 0, 1)
+        return v0 + w * (v1 - v0)
 
     return fn
 

@@ -154,8 +154,9 @@ def functions(xp: Any, t: Any, network: Callable[[Any], Any] | None) -> dict[str
         "ramp": lambda slope, start, end: slope * (xp.clip(t, start, end) - start),
         "safe_div": safe_div,
         "network": coupling,
-        "site_sum": lambda x: xp.sum(x, axis=-1, keepdims=True) + 0 * x,
-        "site_mean": lambda x: xp.mean(x, axis=-1, keepdims=True) + 0 * x,
+        # Sites lead: (site,) for one member, (site, member) for a batch of members.
+        "site_sum": lambda x: xp.sum(x, axis=0, keepdims=True) + 0 * x,
+        "site_mean": lambda x: xp.mean(x, axis=0, keepdims=True) + 0 * x,
         "_and": xp.logical_and,
         "_or": xp.logical_or,
         "_not": xp.logical_not,

@@ -1,5 +1,7 @@
 """Peer networks coupling sites: ``apply(x)[i] = sum_j weight[i, j] * x[j]``.
 
+``x`` is ``(site,)`` for one member or ``(site, member)`` for a batch of members (sites lead).
+
 ``weight[i, j]`` is the influence of site ``j`` on site ``i`` (information flows j -> i). In an
 edge list, ``source`` is the influencing site ``j`` and ``target`` the influenced site ``i``.
 Both kinds are PyTrees of arrays, so weights can be calibrated or changed by a scenario without
@@ -36,7 +38,8 @@ class SparseNetwork(NamedTuple):
     weight: Any
 
     def apply(self, x: Any) -> Any:
-        contrib = self.weight * x[self.source]
+        weight = self.weight.reshape(self.weight.shape + (1,) * (x.ndim - 1))
+        contrib = weight * x[self.source]
         if isinstance(x, np.ndarray):
             out = np.zeros_like(x)
             np.add.at(out, self.target, contrib)

@@ -90,6 +90,41 @@ class Simulation:
             return self._adaptive(y0, params, network)
         return self._fixed(y0, params, network, key)
 
+    def batch(self, params: Params, network: Any = None, keys: Any = None, axes: Any = 0) -> dict[str, Any]:
+        """Run many members at once: the same as ``jax.vmap(self, (axes, None, 0))``.
+
+        ``params`` leaves carry a leading member axis where ``axes`` says 0 (``axes`` is 0, None,
+        or a mapping from parameter or schedule name to 0 or None; a schedule may also map to
+        ``{"times": 0 | None, "values": 0 | None}``); ``keys`` is ``(member,)`` keys or None.
+        Returns ``{output: (member, time, site)}``.
+
+        Deterministic fixed-step runs put the members on a trailing axis of the state,
+        ``(state, site, member)``, instead of vmapping: each step is then a few fused loops over
+        contiguous members (about 2.5x the throughput of vmap on CPU for the S8 workload), and
+        network coupling becomes one ``(site, site) @ (site, member)`` product or segment sum.
+        Stochastic and adaptive runs vmap, so each member keeps its own random stream and steps.
+        """
+        axes = _expand_axes(params, axes)
+        if self.stochastic or isinstance(self.solver, Adaptive):
+            key_axis = None if keys is None else 0
+            return jax.vmap(self, in_axes=(axes, None, key_axis))(params, network, keys)
+        leaves = [(name, kind, value if kind == "param" else value[kind], a if kind == "param" else a[kind])
+                  for name, value, a in ((n, params[n], axes[n]) for n in params)
+                  for kind in (("times", "values") if isinstance(value, dict) else ("param",))]
+        sizes = {jnp.shape(x)[0] for _, _, x, a in leaves if a == 0}
+        if len(sizes) != 1:
+            raise ModelError(f"simulation.batch: batched parameters need one member count, got {sorted(sizes)}")
+        (n,) = sizes
+        folded: dict[str, Any] = {}
+        for name, kind, x, a in leaves:
+            x = _members_last(x, a, kind, n)
+            if kind == "param":
+                folded[name] = x
+            else:
+                folded.setdefault(name, {})[kind] = x
+        out = self(folded, network, None)
+        return {name: jnp.moveaxis(value, -1, 0) for name, value in out.items()}
+
     # -- fixed steps ----------------------------------------------------------------------
     def _fixed(self, y0: Any, params: Params, network: Any, key: Any) -> dict[str, Any]:
         dtype = y0.dtype
@@ -161,6 +196,30 @@ class Simulation:
 
         env = jax.vmap(save)
         return env(ts, sol.ys)
+
+
+def _expand_axes(params: Params, axes: Any) -> Params:
+    """``axes`` as a tree with the structure of ``params`` (0 or None at every leaf)."""
+    if axes is None or isinstance(axes, int):
+        return jax.tree.map(lambda _: axes, params)
+    out: dict[str, Any] = {}
+    for name, value in params.items():
+        a = axes.get(name, 0)
+        if isinstance(value, dict) and not isinstance(a, dict):
+            a = {k: a for k in value}
+        out[name] = a
+    return out
+
+
+def _members_last(leaf: Any, axis: int | None, kind: str, n: int) -> Any:
+    """Move a ``kind`` leaf's ('param' ``(site,)``, 'times' ``(k,)``, 'values' ``(k, site)``) member axis to the end (``(site, member)``, ``(k, site, member)``, ``(k, member)``);
+    shared leaves are broadcast, except schedule times, which stay ``(k,)``."""
+    leaf = jnp.asarray(leaf)
+    if axis is None:
+        return leaf if kind == "times" else jnp.broadcast_to(leaf[..., None], (*leaf.shape, n))
+    if leaf.shape[0] != n:
+        raise ModelError(f"simulation.batch: a batched {kind} leaf has {leaf.shape[0]} members, expected {n}")
+    return jnp.moveaxis(leaf, 0, -1)
 
 
 @functools.partial(jax.jit, static_argnums=0)
