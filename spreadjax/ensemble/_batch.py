@@ -34,6 +34,7 @@ class ChunkLayout:
     n_scenarios: int
     n_replicates: int
     shared_times: tuple[tuple[str, bool], ...]  # per changed schedule: do all scenarios share its times?
+    devices: int = 1  # local devices the draws are sharded over (chunk_size is a multiple of it)
 
 
 class ChunkRunner:
@@ -49,15 +50,18 @@ class ChunkRunner:
         table = scenario_table(config, base)
         n_scenarios = len(config.scenarios)
         per_draw = max(1, (n_scenarios if table else 1) * s.replicates)
+        devices = jax.local_device_count()
+        devices = devices if s.chunk_size % devices == 0 else 1
         self.layout = ChunkLayout(
             sim=Simulation(sim.model, sim.ts, sim.dt, s.outputs, sim.solver, sim.t0, sim.stochastic),
             chunk_size=s.chunk_size,
-            batch=max(1, min(s.chunk_size, MEMBERS_PER_BATCH // per_draw)),
+            batch=max(1, min(s.chunk_size // devices, MEMBERS_PER_BATCH // per_draw)),
             n_scenarios=n_scenarios,
             n_replicates=s.replicates,
             # Breakpoint times that every scenario shares stay unbatched (a cheaper schedule lookup).
             shared_times=tuple((name, bool(np.all(v["times"] == v["times"][:1])))
                                for name, v in table.items() if isinstance(v, dict)),
+            devices=devices,
         )
         cast = functools.partial(jax.tree.map, lambda a: jnp.asarray(a, self.dtype))
         self.data = {
@@ -144,16 +148,32 @@ def _batch(layout: ChunkLayout, data: dict, draw_index: Any, draw_vals: dict) ->
     return out
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _run_chunk(layout: ChunkLayout, data: dict, draw_index: Any, draw_vals: dict) -> dict:
-    # Batches of about MEMBERS_PER_BATCH members bound the working set whatever the chunk size.
+def _local_chunk(layout: ChunkLayout, data: dict, draw_index: Any, draw_vals: dict) -> dict:
+    """One device's draws, in batches of about MEMBERS_PER_BATCH members (bounds the working set)."""
+    size = draw_index.shape[0]
     b = layout.batch
-    n_batches = -(-layout.chunk_size // b)
-    pad = n_batches * b - layout.chunk_size
+    n_batches = -(-size // b)
+    pad = n_batches * b - size
 
     def split(a: Any) -> Any:
         a = jnp.concatenate([a, jnp.repeat(a[-1:], pad, 0)]) if pad else a
         return a.reshape(n_batches, b, *a.shape[1:])
 
     out = jax.lax.map(lambda args: _batch(layout, data, *args), (split(draw_index), jax.tree.map(split, draw_vals)))
-    return jax.tree.map(lambda a: a.reshape(n_batches * b, *a.shape[2:])[: layout.chunk_size], out)
+    return jax.tree.map(lambda a: a.reshape(n_batches * b, *a.shape[2:])[:size], out)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _run_chunk(layout: ChunkLayout, data: dict, draw_index: Any, draw_vals: dict) -> dict:
+    if layout.devices == 1:
+        return _local_chunk(layout, data, draw_index, draw_vals)
+    # Draws sharded over the local devices (a 1-D mesh over the member axis); the config's data
+    # (base values, scenarios, network, seed) is replicated. Members never interact, so the
+    # devices run independently and the result is the single-device one, bit for bit.
+    from jax.sharding import Mesh, PartitionSpec
+
+    mesh = Mesh(np.asarray(jax.local_devices()[: layout.devices]), ("members",))
+    run = jax.shard_map(functools.partial(_local_chunk, layout), mesh=mesh,
+                        in_specs=(PartitionSpec(), PartitionSpec("members"), PartitionSpec("members")),
+                        out_specs=PartitionSpec("members"), check_vma=False)
+    return run(data, draw_index, draw_vals)
