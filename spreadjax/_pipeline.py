@@ -39,6 +39,7 @@ def default_config_path() -> Path:
 def run_pipeline(config: Any, out_dir: Path, *, say: Say = print, progress_bar: bool = False,
                  workers: int | None = None, chunk_progress: Callable[[int, int], None] | None = None) -> Path:
     """Run every stage for ``config`` into ``out_dir``; returns the report's path."""
+    config.require_model("`spreadjax run` (the forecasting pipeline)")
     if config.calibration is None:
         raise InputError(f"{config.path}: `spreadjax run` needs [data] and [priors] to calibrate")
     if not config.scenarios:
@@ -127,8 +128,7 @@ def write_summaries(config: Any, store: Path, out_dir: Path) -> None:
     from .ensemble._summary import summarize_ensemble
 
     s = config.ensemble
-    targets = [{"fraction": t.fraction, "label": t.label, **({"date": t.date} if t.date else {"by": t.by})}
-               for t in s.targets]
+    targets = [t.as_dict() for t in s.targets]
     summary, as_json = summarize_ensemble(open_results(store), targets=targets, baseline=s.baseline)
     write_netcdf(summary, out_dir / "summary.nc")
     write_atomic(out_dir / "summary.json", lambda tmp: tmp.write_text(json.dumps(as_json, indent=2, allow_nan=False)))

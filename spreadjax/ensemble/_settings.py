@@ -34,6 +34,10 @@ class Target:
     label: str
     date: str | None = None
 
+    def as_dict(self) -> dict:
+        """The form :func:`summarize_ensemble` takes: fraction, label and date or years."""
+        return {"fraction": self.fraction, "label": self.label, **({"date": self.date} if self.date else {"by": self.by})}
+
 
 @dataclass(frozen=True)
 class ClusterSettings:
