@@ -55,19 +55,29 @@ def draw_values(config: Any, posterior: str | None = None) -> dict[str, np.ndarr
     if s.source == "fixed":
         return {}
     if s.source == "design":
-        from scipy.stats import qmc
-
-        names = [name for name, _ in s.design]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # Sobol balance needs 2^k points: fine here
-            unit = qmc.Sobol(len(names), scramble=True, seed=s.seed).random(n)
-        lo = np.array([b[0] for _, b in s.design])
-        hi = np.array([b[1] for _, b in s.design])
-        values = lo + unit * (hi - lo)
-        return {name: np.repeat(values[:, i : i + 1], sites, axis=1) for i, name in enumerate(names)}
+        return design_values(config, 0, n)
     if s.source == "prior":
         return _prior_draws(config, n)
     return _posterior_draws(config, posterior or s.posterior, rng)
+
+
+def design_values(config: Any, start: int, stop: int) -> dict[str, np.ndarray]:
+    """Draws ``start .. stop`` of the config's scrambled Sobol design: ``{name: (draw, site)}``
+    (the same values whichever range is asked for, so chunks can be drawn one at a time)."""
+    from scipy.stats import qmc
+
+    s = config.ensemble
+    names = [name for name, _ in s.design]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Sobol balance needs 2^k points: fine here
+        sobol = qmc.Sobol(len(names), scramble=True, seed=s.seed)
+        if start:
+            sobol.fast_forward(start)
+        unit = sobol.random(stop - start)
+    lo = np.array([b[0] for _, b in s.design])
+    hi = np.array([b[1] for _, b in s.design])
+    values = lo + unit * (hi - lo)
+    return {name: np.repeat(values[:, i : i + 1], config.n_sites, axis=1) for i, name in enumerate(names)}
 
 
 def _prior_draws(config: Any, n: int) -> dict[str, np.ndarray]:

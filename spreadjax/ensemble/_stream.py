@@ -161,7 +161,7 @@ def stream_summaries(config: Any, posterior: str | None = None, *, bins: int = B
                      progress: Callable[[int, int], None] | None = None) -> tuple[xr.Dataset, dict]:
     """Summaries of the config's ensemble without storing it: ``(summary Dataset, JSON dict)``
     shaped as :func:`summarize_ensemble`'s (histogram quantiles, see the module docstring)."""
-    from ._plan import draw_values
+    from ._plan import design_values, draw_values
     from ._run import plan_for
 
     plan = plan_for(config)
@@ -180,14 +180,17 @@ def stream_summaries(config: Any, posterior: str | None = None, *, bins: int = B
     spec = StreamSpec(layout, output, population, tuple(float(t) for t in sim.ts),
                       tuple(float(c) for c in thresholds),
                       tuple((float(p["fraction"]), float(p["time"])) for p in parsed), baseline, bins)
-    draws = draw_values(config, posterior)
+    # A design is drawn chunk by chunk (memory flat in the number of draws); other sources at once.
+    draws = None if s.source == "design" else draw_values(config, posterior)
     progress = progress or (lambda done, total: None)
     total = None
     for i in range(plan.n_chunks):
         start, stop = plan.chunk(i)
         n = stop - start
         pad = plan.chunk_size - n
-        vals = {k: np.concatenate([v[start:stop], np.repeat(v[stop - 1 : stop], pad, 0)]) for k, v in draws.items()}
+        chunk = (design_values(config, start, stop) if draws is None
+                 else {k: v[start:stop] for k, v in draws.items()})
+        vals = {k: np.concatenate([v, np.repeat(v[-1:], pad, 0)]) for k, v in chunk.items()}
         index = np.arange(start, start + plan.chunk_size, dtype=np.int64)
         valid = np.arange(plan.chunk_size) < n
         stats = _chunk_stats(spec, runner.data, jnp.asarray(index),

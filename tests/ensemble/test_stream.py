@@ -80,3 +80,13 @@ def test_streamed_summaries_equal_the_stored_ensemble_summaries(tmp_path, stocha
     # the summaries say something: the target probability is neither 0 nor 1 everywhere
     p = streamed["target_probability"].values
     assert 0 < p.mean() < 1
+
+
+def test_design_drawn_by_chunks_equals_the_whole_design(tmp_path):
+    from spreadjax.ensemble._plan import design_values, draw_values
+
+    cfg = _config(tmp_path)
+    whole = draw_values(cfg)
+    parts = [design_values(cfg, a, b) for a, b in ((0, 16), (16, 32), (32, 45))]
+    for name in whole:
+        np.testing.assert_array_equal(np.concatenate([p[name] for p in parts]), whole[name])
