@@ -62,6 +62,17 @@ class EnsembleSettings:
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
 
+def fraction_source(model: Any) -> tuple[str, str | None]:
+    """``(output, population parameter)`` that define a model's adopted fraction: the flagship's
+    ``adopted`` over ``population``, or the S8 reference model's ``A`` (already a fraction)."""
+    names = model.names
+    if names.get("adopted") == "stock" and names.get("population") == "parameter":
+        return "adopted", "population"
+    if model.name == "s8":
+        return "A", None
+    raise ConfigError(f"model {model.name!r}: ensembles need an 'adopted' stock and a 'population' parameter")
+
+
 def parse_scenarios(raw: dict, where: str, model: Any, parse_values: Any) -> tuple[Scenario, ...]:
     """``[scenarios.NAME]`` tables; ``parse_values(table, label)`` validates parameters/schedules
     with the same rules as the config's own ``[parameters]`` and ``[schedules]``."""
@@ -109,14 +120,15 @@ def parse_ensemble(raw: dict, where: str, model: Any, scenarios: tuple[Scenario,
             raise ConfigError(f"{where}: [ensemble] posterior = {posterior!r}: expected a file path")
         posterior = str(Path(posterior) if Path(posterior).is_absolute() else Path(where).parent / posterior)
     design = _design(table.get("design"), where, model, source)
-    outputs = table.get("outputs", ["adopted"])
+    adopted = fraction_source(model)[0] if hasattr(model, "names") else "adopted"
+    outputs = table.get("outputs", [adopted])
     if not isinstance(outputs, list) or not outputs or not all(isinstance(o, str) for o in outputs):
         raise ConfigError(f"{where}: [ensemble] outputs must be a non-empty list of names")
     for o in outputs:
         if o not in outputs_known:
             raise ConfigError(f"{where}: [ensemble] outputs: unknown name {o!r}")
-    if "adopted" not in outputs:
-        raise ConfigError(f"{where}: [ensemble] outputs must include 'adopted' (the summaries use it)")
+    if adopted not in outputs:
+        raise ConfigError(f"{where}: [ensemble] outputs must include {adopted!r} (the summaries use it)")
     names = [s.name for s in scenarios]
     baseline = table.get("baseline", names[0])
     if baseline not in names:

@@ -15,6 +15,7 @@ are exact sums. Probabilities and shares are exact counts.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from .._errors import InputError
-from ._batch import ChunkLayout, ChunkRunner, _run_chunk
+from ._batch import ChunkLayout, ChunkRunner, _batch
+from ._settings import fraction_source
 from ._summary import DEFAULT_Q, DIFF_Q, _parse_targets, _to_json
 
 BINS = 4096
@@ -43,16 +44,6 @@ class StreamSpec:
     targets: tuple[tuple[float, float], ...]  # (fraction, years)
     baseline: int | None  # scenario index of the paired-difference baseline
     bins: int = BINS
-
-
-def fraction_source(model: Any) -> tuple[str, str | None]:
-    """``(output, population parameter)`` that define a model's adopted fraction."""
-    names = model.names
-    if names.get("adopted") == "stock" and names.get("population") == "parameter":
-        return "adopted", "population"
-    if model.name == "s8":
-        return "A", None  # the reference model is in fractions of a population of 1
-    raise InputError(f"model {model.name!r}: summaries need an 'adopted' stock and a 'population' parameter")
 
 
 # ------------------------------------------------------------------------------ on the device
@@ -132,10 +123,9 @@ def _histogram(values: Any, weight: Any, lo: float, hi: float, bins: int) -> dic
             "n": jnp.sum(w.astype(jnp.int32), axis=0)}
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _chunk_stats(spec: StreamSpec, data: dict, draw_index: Any, draw_vals: dict, valid: Any) -> dict:
-    """One chunk's histograms and counts; its trajectories never leave this call."""
-    out = _run_chunk(spec.layout, data, draw_index, draw_vals)[spec.fraction_output]  # (D, S, R, T, site)
+def _batch_stats(spec: StreamSpec, data: dict, draw_index: Any, draw_vals: dict, valid: Any) -> dict:
+    """One batch's histograms and counts from its trajectories (which stay inside the call)."""
+    out = _batch(spec.layout, data, draw_index, draw_vals)[spec.fraction_output]  # (D, S, R, T, site)
     if spec.population is None:
         pop = jnp.ones(out.shape[-1:], out.dtype)
     else:
@@ -155,6 +145,23 @@ def _chunk_stats(spec: StreamSpec, data: dict, draw_index: Any, draw_vals: dict,
     return stats
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _chunk_stats(spec: StreamSpec, data: dict, draw_index: Any, draw_vals: dict, valid: Any) -> dict:
+    """One chunk's histograms and counts, reduced batch by batch in a scan: the working set is
+    one batch's trajectories, whatever the chunk size."""
+    b = spec.layout.batch
+    n_batches = spec.layout.chunk_size // b
+    split = functools.partial(jax.tree.map, lambda a: a.reshape(n_batches, b, *a.shape[1:]))
+    args = split((draw_index, draw_vals, valid))
+    first = _batch_stats(spec, data, *jax.tree.map(lambda a: a[0], args))
+
+    def add(total: dict, batch: Any) -> tuple[dict, None]:
+        return jax.tree.map(jnp.add, total, _batch_stats(spec, data, *batch)), None
+
+    total, _ = jax.lax.scan(add, first, jax.tree.map(lambda a: a[1:], args))
+    return total
+
+
 # ---------------------------------------------------------------------------------- host side
 def stream_summaries(config: Any, posterior: str | None = None, *, bins: int = BINS,
                      thresholds: tuple[float, ...] = (0.25, 0.5, 0.75), q: tuple[float, ...] = DEFAULT_Q,
@@ -171,7 +178,9 @@ def stream_summaries(config: Any, posterior: str | None = None, *, bins: int = B
     sim = runner.sim
     if output not in sim.outputs:
         sim = type(sim)(sim.model, sim.ts, sim.dt, (*sim.outputs, output), sim.solver, sim.t0, sim.stochastic)
-    layout = ChunkLayout(**{**runner.layout.__dict__, "sim": sim})
+    # Batches that divide the chunk exactly; one device (streaming is not sharded yet).
+    batch = math.gcd(plan.chunk_size, runner.layout.batch * runner.layout.devices)
+    layout = ChunkLayout(**{**runner.layout.__dict__, "sim": sim, "batch": batch, "devices": 1})
     coords = _coords(config, sim.ts)
     targets = [t.as_dict() for t in s.targets]
     parsed = _parse_targets(targets, coords) if targets else []
