@@ -90,13 +90,15 @@ class Simulation:
             return self._adaptive(y0, params, network)
         return self._fixed(y0, params, network, key)
 
-    def batch(self, params: Params, network: Any = None, keys: Any = None, axes: Any = 0) -> dict[str, Any]:
+    def batch(self, params: Params, network: Any = None, keys: Any = None, axes: Any = 0,
+              member_axis: int = 0) -> dict[str, Any]:
         """Run many members at once: the same as ``jax.vmap(self, (axes, None, 0))``.
 
         ``params`` leaves carry a leading member axis where ``axes`` says 0 (``axes`` is 0, None,
         or a mapping from parameter or schedule name to 0 or None; a schedule may also map to
         ``{"times": 0 | None, "values": 0 | None}``); ``keys`` is ``(member,)`` keys or None.
-        Returns ``{output: (member, time, site)}``.
+        Returns ``{output: (member, time, site)}``, or ``(time, site, member)`` with
+        ``member_axis=-1``, which saves a transposed copy of the outputs.
 
         Deterministic fixed-step runs put the members on a trailing axis of the state,
         ``(state, site, member)``, instead of vmapping: each step is then a few fused loops over
@@ -107,7 +109,7 @@ class Simulation:
         axes = _expand_axes(params, axes)
         if self.stochastic or isinstance(self.solver, Adaptive):
             key_axis = None if keys is None else 0
-            return jax.vmap(self, in_axes=(axes, None, key_axis))(params, network, keys)
+            return jax.vmap(self, in_axes=(axes, None, key_axis), out_axes=member_axis)(params, network, keys)
         leaves = [(name, kind, value if kind == "param" else value[kind], a if kind == "param" else a[kind])
                   for name, value, a in ((n, params[n], axes[n]) for n in params)
                   for kind in (("times", "values") if isinstance(value, dict) else ("param",))]
@@ -123,7 +125,7 @@ class Simulation:
             else:
                 folded.setdefault(name, {})[kind] = x
         out = self(folded, network, None)
-        return {name: jnp.moveaxis(value, -1, 0) for name, value in out.items()}
+        return {name: jnp.moveaxis(value, -1, member_axis) for name, value in out.items()}
 
     # -- fixed steps ----------------------------------------------------------------------
     def _fixed(self, y0: Any, params: Params, network: Any, key: Any) -> dict[str, Any]:
@@ -164,13 +166,25 @@ class Simulation:
             t = t0 + (start + gap).astype(dtype) * dt
             return y, save(t, y)
 
-        outs = []
-        if first_at_t0:
-            outs.append(jax.tree.map(lambda a: a[None], save(t0, y0)))
-        if gaps.size:
-            _, saved = jax.lax.scan(interval, y0, (jnp.asarray(starts), jnp.asarray(gaps)))
-            outs.append(saved)
-        return jax.tree.map(lambda *a: jnp.concatenate(a), *outs) if len(outs) > 1 else outs[0]
+        if not first_at_t0:
+            return jax.lax.scan(interval, y0, (jnp.asarray(starts), jnp.asarray(gaps)))[1]
+        # The output at t0 and those of the scan go into one buffer, written in place (a
+        # concatenation afterwards would copy every output once more).
+        first = save(t0, y0)
+        buffers = {k: jnp.zeros((len(steps), *v.shape), v.dtype).at[0].set(v) for k, v in first.items()}
+        if not gaps.size:
+            return buffers
+
+        def interval_into(carry, args):
+            y, bufs = carry
+            k = args[0]
+            y, saved = interval(y, args[1:])
+            bufs = {n: jax.lax.dynamic_update_index_in_dim(bufs[n], saved[n], k, 0) for n in bufs}
+            return (y, bufs), None
+
+        index = jnp.arange(1, len(steps))
+        (_, buffers), _ = jax.lax.scan(interval_into, (y0, buffers), (index, jnp.asarray(starts), jnp.asarray(gaps)))
+        return buffers
 
     # -- adaptive steps -------------------------------------------------------------------
     def _adaptive(self, y0: Any, params: Params, network: Any) -> dict[str, Any]:
