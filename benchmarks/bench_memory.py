@@ -32,7 +32,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import machine_info, write_json  # noqa: E402
+from _common import machine_info, write_json
 
 BASE = dict(p=0.01, q=0.6, rd=2.0, tau=1.0, delta=0.05)
 CHUNK = 65536
@@ -93,7 +93,7 @@ print(json.dumps({"mode": mode, "members": n, "wall_s": wall, "rss_before_mb": b
 
 def measure(mode: str, n: int, chunk: int) -> dict:
     run = subprocess.run([sys.executable, "-c", WORKER, mode, str(n), json.dumps(BASE), str(chunk)],
-                         capture_output=True, text=True, timeout=3600)
+                         check=False, capture_output=True, text=True, timeout=3600)
     if run.returncode:
         raise SystemExit(f"{mode} {n}: failed\n{run.stderr[-2000:]}")
     return json.loads(run.stdout.strip().splitlines()[-1])

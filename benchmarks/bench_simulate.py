@@ -8,7 +8,7 @@ row of z per parameter in that order, so member i's draws do not depend on the e
 
 All three implementations evaluate the same vector field, the compiled model's ``cm.rhs``:
 
-* ``spreadjax``: ``jax.jit(jax.vmap(Simulation, in_axes=(0, None, None)))``;
+* ``spreadjax``: ``jax.jit(Simulation.batch)`` (members on the state's trailing axis);
 * ``numpy``: a Python loop over the 520 RK4 steps, vectorised over members (the site axis);
 * ``diffrax``: ``diffeqsolve`` with a classic RK4 tableau (diffrax ships no classic RK4 class),
   ``ConstantStepSize`` and ``SaveAt(ts=yearly)``, under ``jax.jit(jax.vmap(...))``.
@@ -84,10 +84,10 @@ def numpy_params(cm: Any, drawn: dict[str, np.ndarray]) -> dict[str, Any]:
 
 # -- implementations: each maps parameters -> adopted (organisations), (members, len(TS)) ---------
 def make_spreadjax(cm: Any) -> Callable[[Any], Any]:
-    """spreadjax ensemble runner: ``jit(vmap(Simulation))`` over the member axis."""
+    """spreadjax ensemble runner: ``jit(Simulation.batch)`` (members on the state's trailing axis)."""
     sim = Simulation(cm, TS, DT, ("adopted",), RK4(), t0=0.0)
-    run = jax.jit(jax.vmap(sim, in_axes=(0, None, None)))
-    return lambda params: run(params, None, None)["adopted"][:, :, 0]
+    run = jax.jit(lambda params: sim.batch(params)["adopted"][:, :, 0])
+    return run
 
 
 def make_numpy(cm: Any) -> Callable[[Any], np.ndarray]:
