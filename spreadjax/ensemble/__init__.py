@@ -1,9 +1,26 @@
 """Ensembles: draws x scenarios x seeds on dask.distributed, results in a resumable zarr store,
-and their summaries. Import this layer where it is used: it brings in dask and zarr."""
+and their summaries (or summaries alone, reduced on the device: ``stream_summaries``).
 
-from ._batch import ChunkRunner as ChunkRunner
-from ._plan import EnsemblePlan as EnsemblePlan
-from ._plan import draw_values as draw_values
-from ._run import RunReport as RunReport
-from ._run import run_ensemble as run_ensemble
-from ._store import open_results as open_results
+Names load on first use: the chunk computation and streamed summaries need only JAX, numpy and
+xarray, so they run where dask and zarr are not installed (a bare GPU machine); the runner and
+the store bring dask and zarr in.
+"""
+
+import importlib
+
+_EXPORTS = {
+    "ChunkRunner": "._batch",
+    "EnsemblePlan": "._plan",
+    "draw_values": "._plan",
+    "RunReport": "._run",
+    "run_ensemble": "._run",
+    "open_results": "._store",
+    "stream_summaries": "._stream",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
