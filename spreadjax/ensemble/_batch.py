@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._plan import scenario_table
+from ._plan import chunk_size_for, scenario_table
 
 MEMBERS_PER_BATCH = 16384  # members (draws x scenarios x replicates) simulated together inside a chunk
 
@@ -46,16 +46,17 @@ class ChunkRunner:
 
         sim, base, network = build_simulation(config)
         s = config.ensemble
+        chunk_size = chunk_size_for(config)
         self.dtype = jnp.dtype(config.simulation.dtype)
         table = scenario_table(config, base)
         n_scenarios = len(config.scenarios)
         per_draw = max(1, (n_scenarios if table else 1) * s.replicates)
         devices = jax.local_device_count()
-        devices = devices if s.chunk_size % devices == 0 else 1
+        devices = devices if chunk_size % devices == 0 else 1
         self.layout = ChunkLayout(
             sim=Simulation(sim.model, sim.ts, sim.dt, s.outputs, sim.solver, sim.t0, sim.stochastic),
-            chunk_size=s.chunk_size,
-            batch=max(1, min(s.chunk_size // devices, MEMBERS_PER_BATCH // per_draw)),
+            chunk_size=chunk_size,
+            batch=max(1, min(chunk_size // devices, MEMBERS_PER_BATCH // per_draw)),
             n_scenarios=n_scenarios,
             n_replicates=s.replicates,
             # Breakpoint times that every scenario shares stay unbatched (a cheaper schedule lookup).

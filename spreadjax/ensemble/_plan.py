@@ -42,6 +42,42 @@ class EnsemblePlan:
         return self.n_draws * self.n_replicates
 
 
+def free_memory_bytes() -> int:
+    """Free memory of the first local device: the GPU's (limit - in use) or the host's available RAM."""
+    import os
+
+    import jax
+
+    stats = jax.local_devices()[0].memory_stats() or {}
+    if "bytes_limit" in stats:
+        return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError):
+        return 2**31
+
+
+def chunk_size_for(config: Any, free_bytes: int | None = None, store_chunk: int | None = None) -> int:
+    """Draws per chunk: the config's number, or for ``"auto"`` a power of two whose outputs and
+    working state take at most a quarter of the free memory (256 to 2^20 draws, at most the
+    draws). ``store_chunk``: an existing store's chunk size, which a resumed "auto" run keeps."""
+    s = config.ensemble
+    if s.chunk_size != "auto":
+        return int(s.chunk_size)
+    if store_chunk is not None:
+        return int(store_chunk)
+    import numpy as np
+
+    free = free_memory_bytes() if free_bytes is None else free_bytes
+    per_member = np.dtype(config.simulation.dtype).itemsize * config.n_sites
+    outputs = len(s.outputs) * len(config.simulation.times) * per_member
+    state = 64 * per_member  # stocks, delay stages and RK4 stages: a generous bound
+    per_draw = len(config.scenarios) * s.replicates * (2 * outputs + state)  # result + its host copy
+    fit = max(1, free // 4 // max(per_draw, 1))
+    size = 1 << int(np.floor(np.log2(fit)))
+    return int(min(max(size, 256), 2**20, max(s.draws, 1)))
+
+
 def draw_values(config: Any, posterior: str | None = None) -> dict[str, np.ndarray]:
     """Values of the varied parameters per draw: ``{name: (draw, site)}``.
 

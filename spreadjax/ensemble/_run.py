@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from .._errors import InputError
-from ._plan import EnsemblePlan, draw_values
-from ._store import check_store, create_store, identity, mark_done, read_draws, write_chunk
+from ._plan import EnsemblePlan, chunk_size_for, draw_values
+from ._store import check_store, create_store, identity, mark_done, read_draws, read_store_state, write_chunk
 
 Progress = Callable[[int, int], None]
 WORKER_ENV = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
@@ -39,9 +39,25 @@ class RunReport:
     skipped: int
 
 
-def plan_for(config: Any) -> EnsemblePlan:
+def plan_for(config: Any, store: Path | None = None) -> EnsemblePlan:
+    """The config's plan; an "auto" chunk size keeps the one of an existing ``store``."""
     s = config.ensemble
-    return EnsemblePlan(s.draws, tuple(sc.name for sc in config.scenarios), s.replicates, s.chunk_size, s.seed)
+    store_chunk = None
+    if s.chunk_size == "auto" and store is not None and store.exists():
+        try:
+            store_chunk = read_store_state(store)[0].get("chunk_size")
+        except InputError:
+            store_chunk = None  # an unreadable store is reported by check_store
+    chunk = chunk_size_for(config, store_chunk=store_chunk)
+    return EnsemblePlan(s.draws, tuple(sc.name for sc in config.scenarios), s.replicates, chunk, s.seed)
+
+
+def _worker_json(config: Any, plan: EnsemblePlan) -> str:
+    """The config for workers, with an "auto" chunk size replaced by the plan's (so every process
+    computes the same chunks, whatever its own free memory)."""
+    raw = dict(config.raw)
+    raw["ensemble"] = {**raw.get("ensemble", {}), "chunk_size": plan.chunk_size}
+    return json.dumps(raw, default=str)
 
 
 def prepare(config: Any, store: Path, posterior: str | None = None) -> tuple[EnsemblePlan, list[int], int]:
@@ -51,7 +67,7 @@ def prepare(config: Any, store: Path, posterior: str | None = None) -> tuple[Ens
 
 def _check(config: Any, store: Path, posterior: str | None) -> tuple[EnsemblePlan, dict, str, np.ndarray | None]:
     """Draw the values and check an existing store (writes nothing); ``done`` is None when new."""
-    plan = plan_for(config)
+    plan = plan_for(config, store)
     vals = draw_values(config, posterior)
     ident = identity(config, vals)
     done = check_store(store, ident) if store.exists() else None
@@ -99,7 +115,7 @@ def run_ensemble(config: Any, store: Path, *, posterior: str | None = None, sche
     scheduler) is checked before the store is created, so a failed start writes nothing.
     """
     checked = _check(config, store, posterior)
-    raw_json = json.dumps(config.raw, default=str)
+    raw_json = _worker_json(config, checked[0])
     where = str(Path(config.path).resolve()) if Path(config.path).exists() else str(config.path)
     progress = progress or (lambda done, total: None)
     workers = config.ensemble.workers if workers is None else workers

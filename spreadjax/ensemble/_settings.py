@@ -54,7 +54,7 @@ class EnsembleSettings:
     design: tuple[tuple[str, tuple[float, float]], ...] = ()
     replicates: int = 1
     seed: int = 0
-    chunk_size: int = 256
+    chunk_size: int | str = 256  # draws per chunk, or "auto": from free device memory (_plan.chunk_size_for)
     outputs: tuple[str, ...] = ("adopted",)
     baseline: str | None = None
     targets: tuple[Target, ...] = ()
@@ -106,8 +106,12 @@ def parse_ensemble(raw: dict, where: str, model: Any, scenarios: tuple[Scenario,
     ints = {}
     for key, lo in (("draws", 1), ("replicates", 1), ("seed", 0), ("chunk_size", 1)):
         v = table.get(key, getattr(EnsembleSettings, key))
+        if key == "chunk_size" and v == "auto":
+            ints[key] = v
+            continue
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise ConfigError(f"{where}: [ensemble] {key} = {v!r}: expected a whole number >= {lo}")
+            also = ' or "auto"' if key == "chunk_size" else ""
+            raise ConfigError(f"{where}: [ensemble] {key} = {v!r}: expected a whole number >= {lo}{also}")
         ints[key] = v
     source = table.get("source", "posterior" if has_priors else "fixed")
     if source not in SOURCES:

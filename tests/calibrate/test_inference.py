@@ -176,7 +176,9 @@ def assert_inside(draws, truth, level, label):
 
 
 def test_nuts_recovers_known_parameters(recovery_problem):
-    fit = run_nuts(recovery_problem, chains=4, warmup=300, samples=300, seed=0, target_accept=0.95)
+    # target_accept 0.99: the between-site scale of 3 sites makes a funnel, where 0.95 leaves the odd
+    # divergent transition (1 in 1,200 with jax 0.10.2 / numpyro 0.22)
+    fit = run_nuts(recovery_problem, chains=4, warmup=300, samples=300, seed=0, target_accept=0.99)
     p, q = fit.samples["p"], fit.samples["q"]
     assert p.shape == (4, 300, 3) and q.shape == (4, 300)
     assert_inside(p.reshape(-1, 3), TRUE_P, 0.90, "p")
