@@ -44,11 +44,19 @@ def check(config: ConfigArg) -> None:
 
     try:
         cfg = load_config(config)
-        from .core import compile_model
+        if cfg.is_hazard:
+            from .calibrate._hazard_job import describe, load_hazard_inputs
 
-        cm = compile_model(cfg.build_model())
+            text = describe(load_hazard_inputs(cfg.calibration), cfg.calibration)
+        else:
+            from .core import compile_model
+
+            cm = compile_model(cfg.build_model())
     except InputError as exc:
         _fail(exc)
+    if cfg.is_hazard:
+        out.print(Text("ok", style="green") + Text(f": {config}: {text}"), highlight=False)
+        return
     out.print(
         f"[green]ok[/]: {config}: model {cfg.model!r} ({len(cm.states)} states, {len(cm.flows)} flows), "
         f"{cfg.n_sites} site(s), {len(cfg.simulation.times)} output times, solver {cfg.simulation.solver}"
@@ -71,6 +79,7 @@ def simulate(
 
     try:
         cfg = load_config(config)
+        cfg.require_model("`spreadjax simulate`")
     except InputError as exc:
         _fail(exc)
     from ._jobs import simulate_config
@@ -105,24 +114,20 @@ def calibrate(
         cfg = load_config(config)
         if cfg.calibration is None:
             raise InputError(f"{config}: has no [data] section: nothing to calibrate")
-        from .calibrate._run import build_problem
-
-        problem = build_problem(cfg)
+        summary, fit = _calibration_job(cfg)
     except InputError as exc:
         _fail(exc)
     from ._jobs import config_hash
-    from .calibrate._run import calibrate as run_calibration
     from .calibrate._run import write_posterior
 
     s = cfg.calibration.settings
     what = (f"NUTS, {s.chains} chains x ({s.warmup} warm-up + {s.samples} draws)" if s.method == "nuts"
             else f"{s.method}, {s.svi_steps} optimisation steps")
-    err.print(f"calibrating {cfg.title}: {len(problem.priors)} free parameter(s), "
-              f"{problem.data.new.size} observations; {what}", highlight=False)
+    err.print(f"calibrating {cfg.title}: {summary}; {what}", highlight=False, markup=False)
     attrs = {"config": str(config), "config_sha256": config_hash(cfg), "seed": s.seed}
     bar = s.method == "nuts" and sys.stderr.isatty()  # numpyro's own bar needs a terminal
     with contextlib.nullcontext() if bar else err.status(f"compiling and fitting ({what})", spinner="dots"):
-        result = run_calibration(problem, s, progress_bar=bar, attrs=attrs)
+        result = fit(progress_bar=bar, attrs=attrs)
     path = write_posterior(result.groups, out_dir / "posterior.nc")
     table = result.table()
     flags_text = "\n".join(f"- {f}" for f in result.flags) or "- all diagnostics pass"
@@ -145,6 +150,27 @@ def calibrate(
 
         for png in plot_calibration(result.groups, out_dir):
             out.print(f"wrote {png}", highlight=False)
+    if cfg.is_hazard:
+        from .calibrate._hazard_job import peer_effect_line
+
+        err.print(peer_effect_line(result), highlight=False, markup=False, soft_wrap=True)
+
+
+def _calibration_job(cfg):
+    """``(one line on the data, fit(progress_bar=, attrs=) -> CalibrationResult)``; reads the data."""
+    from functools import partial
+
+    if cfg.is_hazard:
+        from .calibrate import _hazard_job as job
+
+        inputs = job.load_hazard_inputs(cfg.calibration)
+        return job.describe(inputs, cfg.calibration), partial(job.calibrate_hazard, inputs, cfg.calibration)
+    from .calibrate._run import build_problem
+    from .calibrate._run import calibrate as run_calibration
+
+    problem = build_problem(cfg)
+    summary = f"{len(problem.priors)} free parameter(s), {problem.data.new.size} observations"
+    return summary, partial(run_calibration, problem, cfg.calibration.settings)
 
 
 @app.command()
@@ -163,6 +189,7 @@ def ensemble(
         _fail(InputError("give --scheduler or --workers, not both"))
     try:
         cfg = load_config(config)
+        cfg.require_model("`spreadjax ensemble`")
         if posterior is not None and not posterior.exists():
             raise InputError(f"{posterior}: no such posterior file")
         from .ensemble._run import plan_for
@@ -262,6 +289,7 @@ def run(
     path = config or default_config_path()
     try:
         cfg = load_config(path)
+        cfg.require_model("`spreadjax run` (the forecasting pipeline)")
     except InputError as exc:
         _fail(exc)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn

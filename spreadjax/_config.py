@@ -21,6 +21,7 @@ from ._errors import ConfigError, InputError, ModelError
 SECTIONS = ("title", "description", "model", "sites", "parameters", "schedules", "network",
             "simulation", "stochastic", "data", "observation", "priors", "calibration", "scenarios",
             "ensemble", "run")
+HAZARD = "network_hazard"  # [observation] model of individual-level configs (no stock-and-flow model)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class Config:
     simulation: SimulationConfig
     stochastic: StochasticConfig
     raw: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
-    calibration: Any = None  # spreadjax.calibrate.Calibration when [data] is given
+    calibration: Any = None  # calibrate Calibration when [data] is given; HazardCalibration if is_hazard
     scenarios: tuple = ()  # spreadjax.ensemble Scenario objects (a single "baseline" by default)
     ensemble: Any = None  # spreadjax.ensemble EnsembleSettings
     run: Any = None  # RunSettings for `spreadjax run`
@@ -88,7 +89,22 @@ class Config:
     def n_sites(self) -> int:
         return len(self.sites)
 
+    @property
+    def is_hazard(self) -> bool:
+        """A network-hazard config: individual adoption times, no stock-and-flow model."""
+        return self.model == HAZARD
+
+    def require_model(self, command: str) -> None:
+        """Raise a ConfigError if ``command`` needs a stock-and-flow model this config lacks."""
+        if self.is_hazard:
+            raise ConfigError(
+                f"{self.path}: {command} needs a stock-and-flow [model] and aggregate counts; this is a "
+                f"network_hazard config (individual adoption times): fit it with "
+                f"`spreadjax calibrate {self.path} --out DIR`"
+            )
+
     def build_model(self):
+        self.require_model("a simulation")
         from .models import build_model
 
         return build_model(self.model, **dict(self.model_options))
@@ -120,6 +136,15 @@ def parse_config(raw: dict, where: str = "<config>") -> Config:
     _keys(raw, SECTIONS, where, "")
     title = _typed(raw, "title", str, where, "", "untitled")
     _typed(raw, "description", str, where, "", "")
+    from .calibrate._hazard_settings import is_hazard_config, parse_hazard_calibration
+
+    if is_hazard_config(raw):
+        return Config(where, title, HAZARD, (), (), (), (), None, SimulationConfig(), StochasticConfig(), raw,
+                      parse_hazard_calibration(raw, where))
+    data = raw.get("data")
+    if "model" not in raw and isinstance(data, dict) and ("individuals" in data or "edges" in data):
+        raise ConfigError(f"{where}: [data] individuals and edges are individual adoption data: fit them with "
+                          "[observation] model = \"network_hazard\"")
     m = _section(raw, "model", where, required=True)
     _keys(m, ("name", "options"), where, "[model]")
     name = _typed(m, "name", str, where, "[model]", None)

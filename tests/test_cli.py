@@ -41,6 +41,13 @@ def test_check_good_config():
     assert "flagship.toml" in result.stdout and "6 site(s)" in result.stdout and "97 output times" in result.stdout
 
 
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.toml")))
+def test_check_every_example_config(name):
+    result = runner.invoke(app, ["check", str(CONFIGS / name)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"ok: {CONFIGS / name}: ")
+
+
 def test_check_stochastic_config_mentions_replicates():
     result = runner.invoke(app, ["check", str(CONFIGS / "clinicians_stochastic.toml")])
     assert result.exit_code == 0, result.output

@@ -175,6 +175,11 @@ def test_config_error_is_a_value_error(tmp_path):
 def test_shipped_configs_load(path):
     cfg = load_config(path)
     assert cfg.path == str(path)
+    if cfg.is_hazard:  # individual adoption data: no stock-and-flow model; the sites come from the data
+        from spreadjax.calibrate._hazard_job import load_hazard_inputs
+
+        assert cfg.title and len(load_hazard_inputs(cfg.calibration).sites) >= 1
+        return
     assert cfg.n_sites >= 1
     assert cfg.title and cfg.title != "untitled"
     cfg.build_model()  # the model options are valid

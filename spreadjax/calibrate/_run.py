@@ -119,22 +119,41 @@ def _dataset(values: Mapping[str, np.ndarray], problem: CalibrationProblem, attr
     return ds
 
 
-def _groups(problem: CalibrationProblem, fit: Fit, prior: dict, post_pred: dict, attrs: Mapping[str, Any]) -> dict:
+def base_attrs(fit: Fit, attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Attrs of every group: creation time, library versions, method, then ``attrs``."""
     import numpyro
 
     from .. import __version__
 
-    base_attrs = {"created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                  "inference_library": "numpyro", "inference_library_version": numpyro.__version__,
-                  "spreadjax_version": __version__, "method": fit.method, **dict(attrs)}
+    return {"created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "inference_library": "numpyro", "inference_library_version": numpyro.__version__,
+            "spreadjax_version": __version__, "method": fit.method, **dict(attrs)}
+
+
+def fit_attrs(fit: Fit) -> dict[str, Any]:
+    """Timings and sampler settings of a fit, as posterior attrs (``seconds_*``, ``setting_*``)."""
+    return {**{f"seconds_{k}": v for k, v in fit.seconds.items()},
+            **{f"setting_{k}": str(v) for k, v in fit.settings.items()}}
+
+
+def nuts_stats(fit: Fit) -> dict[str, np.ndarray]:
+    """The ArviZ ``sample_stats`` variables of a NUTS fit, each ``(chain, draw)``."""
+    st = fit.stats
+    steps = np.asarray(st["num_steps"])
+    return {"diverging": np.asarray(st["diverging"]).astype(bool), "energy": np.asarray(st["energy"]),
+            "n_steps": steps, "tree_depth": np.floor(np.log2(np.maximum(steps, 1))).astype(int) + 1,
+            "acceptance_rate": np.asarray(st["accept_prob"]), "lp": -np.asarray(st["potential_energy"])}
+
+
+def _groups(problem: CalibrationProblem, fit: Fit, prior: dict, post_pred: dict, attrs: Mapping[str, Any]) -> dict:
+    common = base_attrs(fit, attrs)
     observed = {"new_adopters", "aware"}
     groups = {
         "posterior": _dataset({**fit.samples, **{"expected_adopters": post_pred["expected_adopters"]}},
-                              problem, {**base_attrs, **{f"seconds_{k}": v for k, v in fit.seconds.items()},
-                                        **{f"setting_{k}": str(v) for k, v in fit.settings.items()}}),
-        "prior": _dataset({k: v for k, v in prior.items() if k not in observed}, problem, base_attrs),
-        "prior_predictive": _dataset({k: v for k, v in prior.items() if k in observed}, problem, base_attrs),
-        "posterior_predictive": _dataset({k: v for k, v in post_pred.items() if k in observed}, problem, base_attrs),
+                              problem, {**common, **fit_attrs(fit)}),
+        "prior": _dataset({k: v for k, v in prior.items() if k not in observed}, problem, common),
+        "prior_predictive": _dataset({k: v for k, v in prior.items() if k in observed}, problem, common),
+        "posterior_predictive": _dataset({k: v for k, v in post_pred.items() if k in observed}, problem, common),
     }
     d = problem.data
     obs = {"new_adopters": (("time", "site"), np.asarray(d.new).astype(np.int64)),
@@ -142,14 +161,9 @@ def _groups(problem: CalibrationProblem, fit: Fit, prior: dict, post_pred: dict,
            "population": (("site",), np.asarray(d.population))}
     if d.aware is not None:
         obs["aware"] = (("time", "site"), np.where(np.asarray(d.aware_mask), np.asarray(d.aware), np.nan))
-    groups["observed_data"] = xr.Dataset(obs, coords={"time": d.times, "site": list(d.sites)}, attrs=base_attrs)
+    groups["observed_data"] = xr.Dataset(obs, coords={"time": d.times, "site": list(d.sites)}, attrs=common)
     if fit.method == "nuts":
-        st = fit.stats
-        steps = np.asarray(st["num_steps"])
-        stats = {"diverging": np.asarray(st["diverging"]).astype(bool), "energy": st["energy"],
-                 "n_steps": steps, "tree_depth": np.floor(np.log2(np.maximum(steps, 1))).astype(int) + 1,
-                 "acceptance_rate": st["accept_prob"], "lp": -np.asarray(st["potential_energy"])}
-        groups["sample_stats"] = _dataset(stats, problem, base_attrs)
+        groups["sample_stats"] = _dataset(nuts_stats(fit), problem, common)
     return groups
 
 

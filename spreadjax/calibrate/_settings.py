@@ -109,7 +109,8 @@ def _observation(table: dict, where: str) -> Observation:
     _only(table, ("model", "concentration"), where, "[observation]")
     kind = table.get("model", "binomial")
     if kind not in OBSERVATIONS:
-        raise ConfigError(f"{where}: [observation] model = {kind!r}: expected one of {', '.join(OBSERVATIONS)}")
+        raise ConfigError(f"{where}: [observation] model = {kind!r}: expected one of {', '.join(OBSERVATIONS)} "
+                          "(or network_hazard, for individual adoption times)")
     conc = table.get("concentration")
     if conc is not None and kind == "binomial":
         raise ConfigError(f"{where}: [observation] concentration applies to beta_binomial and negative_binomial only")

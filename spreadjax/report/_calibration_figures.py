@@ -22,6 +22,8 @@ _MAX_TRACE_ROWS = 12
 _MAX_SITE_PANELS = 24
 _MAX_DENSITY_PANELS = 40
 _DPI = 120
+_STYLES = {"prior": {"color": OKABE_ITO[7], "linewidth": 1.0, "linestyle": "--"},
+           "posterior": {"color": OKABE_ITO[0], "linewidth": 1.4}}
 
 __all__ = ["plot_calibration", "plot_predictive", "plot_prior_posterior", "plot_trace_rank"]
 
@@ -64,8 +66,25 @@ def _default_var_names(groups: Mapping[str, xr.Dataset]) -> list[str]:
     return names
 
 
-def _elements(ds: xr.Dataset, var_names: Sequence[str]) -> list[tuple[str, str, dict[str, Any]]]:
-    """(label, variable, selection) for each scalar element of each variable, over non-sample dims."""
+def _elements(ds: xr.Dataset, var_names: Sequence[str],
+              prior: xr.Dataset | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+    """(label, variable, selection) for each scalar element of each variable, over non-sample dims.
+
+    Elements fixed by construction (one value in every posterior draw and, where ``prior`` has the
+    variable, every prior draw too: e.g. the base period's effect, 0) are left out.
+    """
+    return [e for e in _all_elements(ds, var_names) if not _fixed(ds, prior, e)]
+
+
+def _fixed(post: xr.Dataset, prior: xr.Dataset | None, element: tuple[str, str, dict[str, Any]]) -> bool:
+    _, name, sel = element
+    if prior is None or name not in prior:
+        return False  # a point estimate (MAP) is constant too, but not fixed: keep it
+    q, p = _draws(post, name, sel), _draws(prior, name, sel)
+    return bool(q.size and p.size and np.all(q == q.flat[0]) and np.all(p == q.flat[0]))
+
+
+def _all_elements(ds: xr.Dataset, var_names: Sequence[str]) -> list[tuple[str, str, dict[str, Any]]]:
     out = []
     for name in var_names:
         if name not in ds:
@@ -203,7 +222,7 @@ def plot_trace_rank(groups: Mapping[str, xr.Dataset], path: str | Path,
     plt = _pyplot()
     post = groups["posterior"]
     names = list(var_names) if var_names is not None else _default_var_names(groups)
-    elements = _elements(post, names)
+    elements = _elements(post, names, groups.get("prior"))
     if not elements:
         raise ValueError("no parameters to plot")
     shown = elements[:_MAX_TRACE_ROWS]
@@ -275,18 +294,29 @@ def _density(values: np.ndarray, edges: np.ndarray, log: bool) -> np.ndarray:
     return counts / max(values.size, 1) / np.diff(edges)
 
 
+def _edges(values: np.ndarray) -> np.ndarray:
+    """Histogram edges over the central 99% of ``values`` (a unit-wide bin around a constant)."""
+    lo, hi = np.percentile(values, [0.5, 99.5]) if values.size else (np.nan, np.nan)
+    if not np.isfinite(lo) or not np.isfinite(hi) or hi <= lo:
+        centre = float(np.median(values)) if values.size else 0.0
+        lo, hi = centre - 0.5, centre + 0.5
+    return np.linspace(lo, hi, int(np.clip(np.sqrt(values.size), 10, 40)) + 1)
+
+
 def plot_prior_posterior(groups: Mapping[str, xr.Dataset], path: str | Path,
                          var_names: Sequence[str] | None = None) -> Path:
     """Prior vs posterior draws, one small panel per parameter element (histogram densities, step lines).
 
-    Positive parameters whose prior spans more than two orders of magnitude (central 99% of draws)
-    are drawn on a log x-axis, as density per decade.
+    Prior and posterior are binned separately, each over the central 99% of its draws, so a
+    posterior far narrower than its prior is still resolved. Positive parameters whose prior spans
+    more than two orders of magnitude (central 99% of draws) are drawn on a log x-axis, as density
+    per decade.
     """
     plt = _pyplot()
     post = groups["posterior"]
     prior = groups.get("prior")
     names = list(var_names) if var_names is not None else _default_var_names(groups)
-    elements = _elements(post, names)
+    elements = _elements(post, names, prior)
     if not elements:
         raise ValueError("no parameters to plot")
     shown = elements[:_MAX_DENSITY_PANELS]
@@ -307,21 +337,12 @@ def plot_prior_posterior(groups: Mapping[str, xr.Dataset], path: str | Path,
         if p is not None and p.size and np.all(both > 0):
             lo, hi = np.percentile(p, [0.5, 99.5])
             log = lo > 0 and hi / lo > 100.0
-        tv = np.log10(both) if log else both
-        parts = [np.log10(a) if log else a for a in ((q, p) if p is not None else (q,)) if a.size]
-        lo = min(np.percentile(a, 0.5) for a in parts)
-        hi = max(np.percentile(a, 99.5) for a in parts)
-        if not np.isfinite(lo) or not np.isfinite(hi) or hi <= lo:
-            centre = float(np.median(tv)) if tv.size else 0.0
-            lo, hi = centre - 0.5, centre + 0.5
-        nbins = int(np.clip(np.sqrt(min(a.size for a in parts)), 10, 40))
-        edges = np.linspace(lo, hi, nbins + 1)
-        xs = 10.0 ** edges if log else edges
-        if p is not None:
-            h = ax.stairs(_density(p, edges, log), xs, color=OKABE_ITO[7], linewidth=1.0, linestyle="--")
-            handles.setdefault("prior", h)
-        h = ax.stairs(_density(q, edges, log), xs, color=OKABE_ITO[0], linewidth=1.4)
-        handles.setdefault("posterior", h)
+        for kind, values in (("prior", p), ("posterior", q)):
+            if values is None or not values.size:
+                continue
+            edges = _edges(np.log10(values[values > 0]) if log else values)
+            xs = 10.0 ** edges if log else edges
+            handles.setdefault(kind, ax.stairs(_density(values, edges, log), xs, **_STYLES[kind]))
         if log:
             ax.set_xscale("log")
         ax.set_title(label, fontsize=9)
@@ -334,7 +355,7 @@ def plot_prior_posterior(groups: Mapping[str, xr.Dataset], path: str | Path,
     more = f" (first {len(shown)} of {len(elements)} parameter elements)" if len(shown) < len(elements) else ""
     note = "" if prior is not None else "; no prior group: posterior only"
     fig.suptitle(f"Prior vs posterior{_title(groups)}{more}{note}\n"
-                 "histogram densities over the central 99% of draws", fontsize=10)
+                 "histogram densities, each over the central 99% of its own draws", fontsize=10)
     fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=len(handles),
                fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.45 / fig.get_figheight(), 1, 1))
