@@ -6,6 +6,7 @@ Bad input exits with code 2 and one line naming the file, key or value; no trace
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -181,6 +182,9 @@ def ensemble(
     scheduler: Annotated[str | None, typer.Option(help="Address of a running dask scheduler.")] = None,
     workers: Annotated[int | None, typer.Option(help="Local dask workers (0: run in this process).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan (and job script) only.")] = False,
+    summaries_only: Annotated[bool, typer.Option(
+        "--summaries-only", help="Reduce each chunk to the summaries on the device; store no trajectories "
+                                 "(memory flat in the number of draws; runs in this process).")] = False,
 ) -> None:
     """Run draws x scenarios x seeds: writes OUT/ensemble.zarr, OUT/summary.json, OUT/summary.nc."""
     from ._config import load_config
@@ -205,6 +209,11 @@ def ensemble(
               highlight=False, markup=False)
     if dry_run:
         _dry_run(cfg, store, plan, scheduler, workers)
+        return
+    if summaries_only:
+        if scheduler is not None or workers:
+            _fail(InputError("--summaries-only runs in this process: drop --scheduler/--workers"))
+        _stream(cfg, out_dir, None if posterior is None else str(posterior))
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
@@ -263,6 +272,40 @@ def _dry_run(cfg, store: Path, plan, scheduler: str | None, workers: int | None)
         out.print(f"would submit {c.jobs} {c.kind.upper()} job(s) with this script:", highlight=False)
         out.print(cluster.job_script(), highlight=False, markup=False, soft_wrap=True)  # verbatim, unwrapped
         cluster.close()
+
+
+def _stream(cfg, out_dir: Path, posterior: str | None) -> None:
+    """``ensemble --summaries-only``: streamed summaries, written atomically."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+    from ._io import write_atomic, write_netcdf
+    from .ensemble._stream import stream_summaries
+
+    bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False)
+    tasks: list = []
+
+    def progress(done: int, total: int) -> None:
+        if not tasks:
+            bar.start()
+            tasks.append(bar.add_task("chunks (summaries on the device)", total=total))
+        bar.update(tasks[0], completed=done)
+
+    try:
+        try:
+            summary, as_json = stream_summaries(cfg, posterior, progress=progress)
+        finally:
+            if tasks:
+                bar.stop()
+    except InputError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        err.print("interrupted: nothing was written (streamed summaries keep no partial results)")
+        raise typer.Exit(130) from None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_netcdf(summary, out_dir / "summary.nc")
+    write_atomic(out_dir / "summary.json", lambda tmp: tmp.write_text(json.dumps(as_json, indent=2, allow_nan=False)))
+    out.print(f"wrote {out_dir / 'summary.json'}, {out_dir / 'summary.nc'} (no trajectories stored)", highlight=False)
 
 
 def _write_summaries(cfg, store: Path, out_dir: Path) -> None:
@@ -372,9 +415,17 @@ def info() -> None:
         except PackageNotFoundError:
             out.print(f"{pkg:10s} not installed")
     out.print(f"python     {sys.version.split()[0]}")
-    out.print(f"backend    {jax.default_backend()}  (float64 {'on' if jax.config.jax_enable_x64 else 'off'})")
+    out.print(f"backend    {jax.default_backend()}  (float64 {'on' if jax.config.jax_enable_x64 else 'off'}; "
+              "simulations run in the config's [simulation] dtype, float32 by default)", markup=False)
     for d in jax.devices():
-        out.print(f"device     {d.platform}:{d.id} {getattr(d, 'device_kind', '')}")
+        stats = d.memory_stats() or {}
+        memory = f", {stats['bytes_limit'] / 2**30:.1f} GiB" if "bytes_limit" in stats else ""
+        out.print(f"device     {d.platform}:{d.id} {getattr(d, 'device_kind', '')}{memory}", highlight=False)
+    n = jax.local_device_count()
+    out.print(f"ensembles  each chunk's draws are sharded over {n} local device(s)", highlight=False)
+    if jax.default_backend() == "cpu":
+        out.print("hints      GPUs: pip install 'spreadjax[gpu]' (a CUDA build of JAX); several CPU devices "
+                  "in one process: JAX_NUM_CPU_DEVICES=N", highlight=False, markup=False)
 
 
 def main() -> None:

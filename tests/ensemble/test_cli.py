@@ -345,3 +345,19 @@ def test_scenario_setting_a_drawn_parameter_leaves_the_draw_to_the_others(tmp_pa
     final = open_results(tmp_path / "out" / "ensemble.zarr")["adopted"].isel(time=-1, replicate=0).sum("site").values
     assert np.unique(final[:, 0]).size == 8  # baseline: q as drawn, different in every draw
     assert np.unique(final[:, 1]).size == 1  # fixed_q: q = 2.0 whatever the draw
+
+
+def test_summaries_only_writes_summaries_and_no_store(design_run, tmp_path):
+    cfg_path, stored, _ = design_run
+    out = tmp_path / "streamed"
+    result = runner.invoke(app, ["ensemble", str(cfg_path), "--out", str(out), "--summaries-only"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["summary.json", "summary.nc"]  # no ensemble.zarr
+    streamed = json.loads((out / "summary.json").read_text(), parse_constant=no_nan)
+    exact = json.loads((stored / "summary.json").read_text(), parse_constant=no_nan)
+    assert streamed["members"] == exact["members"] and list(streamed["scenarios"]) == list(exact["scenarios"])
+    for name in exact["scenarios"]:  # target probabilities are exact counts in both
+        assert streamed["scenarios"][name]["targets"] == exact["scenarios"][name]["targets"]
+    bad = runner.invoke(app, ["ensemble", str(cfg_path), "--out", str(tmp_path / "x"), "--summaries-only",
+                              "--workers", "2"])
+    assert bad.exit_code == 2 and not (tmp_path / "x").exists()
