@@ -428,8 +428,28 @@ def info() -> None:
                   "in one process: JAX_NUM_CPU_DEVICES=N", highlight=False, markup=False)
 
 
+def _compilation_cache() -> None:
+    """Keep XLA's compiled programs on disk between runs (``$SPREADJAX_CACHE_DIR``, default
+    ``~/.cache/spreadjax/jax``; ``SPREADJAX_CACHE_DIR=off`` disables it): a second
+    ``spreadjax`` command on the same config skips most compilation."""
+    import os
+
+    where = os.environ.get("SPREADJAX_CACHE_DIR", str(Path.home() / ".cache" / "spreadjax" / "jax"))
+    if where.lower() in ("off", "0", "none", ""):
+        return
+    try:
+        Path(where).mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return  # a read-only home: run without the cache
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", where)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def main() -> None:
     """Entry point of the console script."""
+    _compilation_cache()
     try:
         app()
     except InputError as exc:  # a last guard: bad input never shows a traceback
