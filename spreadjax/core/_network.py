@@ -30,7 +30,8 @@ class SparseNetwork(NamedTuple):
     """Weights as an edge list: ``source``, ``target`` (int ``(edge,)``) and ``weight`` ``(edge,)``.
 
     Cost is linear in the number of edges (a gather and a segment sum), so 10^5 sites with 10^6
-    edges stay cheap.
+    edges stay cheap. ``apply`` is correct for edges in any order; :func:`sparse_network` stores
+    them in :meth:`edge_order` (by source, then target), the fastest order measured on CPU.
     """
 
     source: Any
@@ -46,7 +47,25 @@ class SparseNetwork(NamedTuple):
             return out
         import jax
 
+        # Targets are not assumed sorted: a directly built network may list edges in any order.
         return jax.ops.segment_sum(contrib, self.target, num_segments=x.shape[0], indices_are_sorted=False)
+
+    @staticmethod
+    def edge_order(source: Any, target: Any) -> np.ndarray:
+        """Permutation that sorts edges by ``source``, then ``target`` (stable): the order
+        :func:`sparse_network` stores. Index per-edge values given in the caller's order with it,
+        e.g. ``net._replace(weight=new_weight[SparseNetwork.edge_order(source, target)])``.
+
+        Why this order: on CPU, XLA runs the segment sum as two loops, a gather fusion
+        ``weight * x[source]`` and a serial scatter-add. Sorted sources make the gather read ``x``
+        in one forward sweep. The targets then arrive unsorted, so consecutive adds rarely hit the
+        same output element (with target-sorted edges, likely each add waits on the one before).
+        On 2 shared CPU cores (``benchmarks/bench_network.py``, float32, 10 in-edges per site),
+        the flagship model ran 1.2-1.4x (10^5 sites) and 1.2-2.9x (10^4 sites) faster, over four
+        runs, than with the edges listed by target. Declaring target-sorted edges to XLA
+        (``indices_are_sorted=True``) gained nothing measurable, so ``apply`` assumes no order.
+        """
+        return np.lexsort((np.asarray(target), np.asarray(source)))
 
 
 def dense_network(weight: Any, n_sites: int, dtype: Any = None) -> DenseNetwork:
@@ -64,7 +83,11 @@ def dense_network(weight: Any, n_sites: int, dtype: Any = None) -> DenseNetwork:
 def sparse_network(
     source: Any, target: Any, weight: Any | None, n_sites: int, dtype: Any = None
 ) -> SparseNetwork:
-    """Validate an edge list of site indices ``0..n_sites-1``; ``weight`` defaults to 1."""
+    """Validate an edge list of site indices ``0..n_sites-1``; ``weight`` defaults to 1.
+
+    The edges are stored in :meth:`SparseNetwork.edge_order` (by source, then target), not in the
+    order given; ``apply`` gives the same result up to float round-off in the sum.
+    """
     import jax.numpy as jnp
 
     src = np.asarray(source)
@@ -80,4 +103,7 @@ def sparse_network(
             raise ModelError(f"network edges: {name} must hold site indices 0..{n_sites - 1}")
     if not np.all(np.isfinite(w)) or np.any(w < 0):
         raise ModelError("network edges: every weight must be finite and >= 0")
-    return SparseNetwork(jnp.asarray(src, jnp.int32), jnp.asarray(tgt, jnp.int32), jnp.asarray(w, dtype))
+    order = SparseNetwork.edge_order(src, tgt)
+    return SparseNetwork(
+        jnp.asarray(src[order], jnp.int32), jnp.asarray(tgt[order], jnp.int32), jnp.asarray(w[order], dtype)
+    )

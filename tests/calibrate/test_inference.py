@@ -462,3 +462,23 @@ def test_approximate_methods_find_q(recovery_problem, method):
     else:
         assert np.std(q) > 0
         assert_inside(q.reshape(-1), TRUE_Q, 0.99, f"q ({method})")
+
+
+def test_refitting_a_problem_reuses_the_compiled_sampler(recovery_problem):
+    import jax.monitoring
+
+    compiles = [0]
+
+    def listen(event, duration, **_):
+        compiles[0] += event == "/jax/core/compile/backend_compile_duration"
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    first = run_nuts(recovery_problem, chains=2, warmup=30, samples=20, seed=3)
+    before = compiles[0]
+    again = run_nuts(recovery_problem, chains=2, warmup=30, samples=20, seed=3)
+    other = run_nuts(recovery_problem, chains=2, warmup=30, samples=20, seed=4)
+    # a handful of small eager ops at most (the first fit compiles far more than 10 programs)
+    assert compiles[0] - before <= 10
+    for name in first.samples:
+        np.testing.assert_array_equal(first.samples[name], again.samples[name])
+    assert not np.array_equal(first.samples["q"], other.samples["q"])
