@@ -215,28 +215,12 @@ def ensemble(
             _fail(InputError("--summaries-only runs in this process: drop --scheduler/--workers"))
         _stream(cfg, out_dir, None if posterior is None else str(posterior))
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
-
     from .ensemble._run import run_ensemble
 
-    columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TimeRemainingColumn())
-    bar = Progress(*columns, console=err, transient=False)
-    tasks: list = []
-
-    def progress(done: int, total: int) -> None:  # the bar starts once the inputs are checked
-        if not tasks:
-            bar.start()
-            tasks.append(bar.add_task("chunks", total=total))
-        bar.update(tasks[0], completed=done)
-
     try:
-        try:
+        with _chunk_progress("chunks") as progress:
             report = run_ensemble(cfg, store, posterior=None if posterior is None else str(posterior),
                                   scheduler=scheduler, workers=workers, progress=progress)
-        finally:
-            if tasks:
-                bar.stop()
     except InputError as exc:
         _fail(exc)
     except KeyboardInterrupt:
@@ -274,12 +258,11 @@ def _dry_run(cfg, store: Path, plan, scheduler: str | None, workers: int | None)
         cluster.close()
 
 
-def _stream(cfg, out_dir: Path, posterior: str | None) -> None:
-    """``ensemble --summaries-only``: streamed summaries, written atomically."""
+@contextlib.contextmanager
+def _chunk_progress(label: str):
+    """Yields ``progress(done, total)``, which draws a bar on stderr from its first call (once the
+    inputs are checked); the bar stops when the block ends, however it ends."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
-
-    from ._io import write_atomic, write_netcdf
-    from .ensemble._stream import stream_summaries
 
     bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False)
@@ -288,15 +271,24 @@ def _stream(cfg, out_dir: Path, posterior: str | None) -> None:
     def progress(done: int, total: int) -> None:
         if not tasks:
             bar.start()
-            tasks.append(bar.add_task("chunks (summaries on the device)", total=total))
+            tasks.append(bar.add_task(label, total=total))
         bar.update(tasks[0], completed=done)
 
     try:
-        try:
+        yield progress
+    finally:
+        if tasks:
+            bar.stop()
+
+
+def _stream(cfg, out_dir: Path, posterior: str | None) -> None:
+    """``ensemble --summaries-only``: streamed summaries, written atomically."""
+    from ._io import write_atomic, write_netcdf
+    from .ensemble._stream import stream_summaries
+
+    try:
+        with _chunk_progress("chunks (summaries on the device)") as progress:
             summary, as_json = stream_summaries(cfg, posterior, progress=progress)
-        finally:
-            if tasks:
-                bar.stop()
     except InputError as exc:
         _fail(exc)
     except KeyboardInterrupt:

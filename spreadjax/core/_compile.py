@@ -228,6 +228,12 @@ class CompiledModel:
     def rhs(self, t: Any, y: Any, params: Params, network: Any = None, xp: Any = None) -> Any:
         """Time derivative ``dy/dt`` ``(state, site)`` in units per year."""
         xp = _jnp() if xp is None else xp
+        return xp.stack(self.rhs_rows(t, y, params, network, xp))
+
+    def rhs_rows(self, t: Any, y: Any, params: Params, network: Any = None, xp: Any = None) -> tuple:
+        """``dy/dt`` as a tuple of rows, one ``(site, ...)`` array per state; ``y`` may be such a
+        tuple too. Fixed-step solvers carry the state this way: no stacking and slicing per stage."""
+        xp = _jnp() if xp is None else xp
         rates = self.flow_rates(t, y, params, network, xp)
         terms: list[list[tuple[int, Any]]] = [[] for _ in self.states]
         for f, r in zip(self.flows, rates):
@@ -241,7 +247,7 @@ class CompiledModel:
             for sign, r in row_terms:
                 total = total + r if sign > 0 else total - r
             rows.append(total)
-        return xp.stack(rows)
+        return tuple(rows)
 
     def counted_rows(self) -> tuple[int, ...]:
         """State rows that hold people or organisations (sum to the population)."""

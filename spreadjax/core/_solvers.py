@@ -1,7 +1,7 @@
 """ODE step kernels: fixed-step Euler and RK4, and an adaptive diffrax option.
 
-A fixed-step solver is a pure ``step(f, t, y, dt) -> y_next`` with ``f(t, y) -> dy/dt``; the scan
-driver in ``_simulate`` calls it. ``t`` and ``dt`` are in years.
+A fixed-step solver is a pure ``step(f, t, y, dt) -> y_next`` with ``f(t, y) -> dy/dt``; the state
+is an array or a tuple of rows (what the scan driver in ``_simulate`` carries). ``t`` and ``dt`` are in years.
 """
 
 from __future__ import annotations
@@ -12,6 +12,18 @@ from typing import Any, Callable
 VectorField = Callable[[Any, Any], Any]
 
 
+def _tree(fn: Callable, *ys: Any) -> Any:
+    """``fn`` row by row when the state is a tuple of rows, else on the arrays themselves."""
+    if isinstance(ys[0], tuple):
+        return tuple(fn(*rows) for rows in zip(*ys))
+    return fn(*ys)
+
+
+def _axpy(y: Any, a: Any, k: Any) -> Any:
+    """``y + a * k`` for an array state or a tuple of rows."""
+    return _tree(lambda yi, ki: yi + a * ki, y, k)
+
+
 @dataclass(frozen=True)
 class Euler:
     """Forward Euler, the system-dynamics convention: ``y + dt * f(t, y)`` (first order)."""
@@ -20,7 +32,7 @@ class Euler:
     order = 1
 
     def step(self, f: VectorField, t: Any, y: Any, dt: Any) -> Any:
-        return y + dt * f(t, y)
+        return _axpy(y, dt, f(t, y))
 
 
 @dataclass(frozen=True)
@@ -33,10 +45,11 @@ class RK4:
     def step(self, f: VectorField, t: Any, y: Any, dt: Any) -> Any:
         half = 0.5 * dt
         k1 = f(t, y)
-        k2 = f(t + half, y + half * k1)
-        k3 = f(t + half, y + half * k2)
-        k4 = f(t + dt, y + dt * k3)
-        return y + (dt / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+        k2 = f(t + half, _axpy(y, half, k1))
+        k3 = f(t + half, _axpy(y, half, k2))
+        k4 = f(t + dt, _axpy(y, dt, k3))
+        slope = _tree(lambda a, b, c, d: a + 2.0 * b + 2.0 * c + d, k1, k2, k3, k4)
+        return _axpy(y, dt / 6.0, slope)
 
 
 @dataclass(frozen=True)

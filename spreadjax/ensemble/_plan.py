@@ -86,7 +86,7 @@ def draw_values(config: Any, posterior: str | None = None) -> dict[str, np.ndarr
     scrambled Sobol design over the given ranges) or ``fixed`` (nothing varies but the seed).
     """
     s = config.ensemble
-    n, sites = s.draws, config.n_sites
+    n = s.draws
     rng = np.random.default_rng(s.seed)
     if s.source == "fixed":
         return {}
