@@ -473,12 +473,14 @@ def test_refitting_a_problem_reuses_the_compiled_sampler(recovery_problem):
         compiles[0] += event == "/jax/core/compile/backend_compile_duration"
 
     jax.monitoring.register_event_duration_secs_listener(listen)
-    first = run_nuts(recovery_problem, chains=2, warmup=30, samples=20, seed=3)
+    short = dict(chains=1, warmup=8, samples=8, max_tree_depth=4)
+    start = compiles[0]
+    first = run_nuts(recovery_problem, seed=3, **short)
     before = compiles[0]
-    again = run_nuts(recovery_problem, chains=2, warmup=30, samples=20, seed=3)
-    other = run_nuts(recovery_problem, chains=2, warmup=30, samples=20, seed=4)
-    # a handful of small eager ops at most (the first fit compiles far more than 10 programs)
-    assert compiles[0] - before <= 10
+    again = run_nuts(recovery_problem, seed=3, **short)
+    other = run_nuts(recovery_problem, seed=4, **short)
+    # two refits compile a few small eager ops, not the sampler again (~200 programs on its own)
+    assert compiles[0] - before <= (before - start) / 5
     for name in first.samples:
         np.testing.assert_array_equal(first.samples[name], again.samples[name])
     assert not np.array_equal(first.samples["q"], other.samples["q"])
