@@ -476,11 +476,14 @@ def test_refitting_a_problem_reuses_the_compiled_sampler(recovery_problem):
     short = dict(chains=1, warmup=8, samples=8, max_tree_depth=4)
     start = compiles[0]
     first = run_nuts(recovery_problem, seed=3, **short)
-    before = compiles[0]
+    cold = compiles[0] - start
     again = run_nuts(recovery_problem, seed=3, **short)
+    before = compiles[0]
     other = run_nuts(recovery_problem, seed=4, **short)
-    # two refits compile a few small eager ops, not the sampler again (~200 programs on its own)
-    assert compiles[0] - before <= (before - start) / 5
+    # once warm, a refit compiles a few small eager ops (6 here), not its sampler: a new numpyro
+    # MCMC per call compiles as much as the first fit (about 200 programs alone, 30 or so when
+    # earlier tests have compiled this model's pieces)
+    assert compiles[0] - before <= min(10, cold / 2)
     for name in first.samples:
         np.testing.assert_array_equal(first.samples[name], again.samples[name])
     assert not np.array_equal(first.samples["q"], other.samples["q"])
