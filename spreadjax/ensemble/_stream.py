@@ -14,6 +14,7 @@ are exact sums. Probabilities and shares are exact counts.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable
@@ -47,27 +48,31 @@ class StreamSpec:
 
 
 # ------------------------------------------------------------------------------ on the device
-def _quantities(spec: StreamSpec, frac: Any) -> dict[str, tuple[Any, float, float, bool]]:
-    """Per-member quantities ``{name: (values (member, ...), lo, hi, nan_is_never)}`` from the
-    adopted fraction ``frac`` (member, scenario, time, site+1)."""
+def _quantities(spec: StreamSpec, frac: Any) -> tuple[dict[str, tuple[Any, float, float]], dict[str, Any]]:
+    """Per-member quantities ``{name: (values (member, ...), lo, hi)}`` from the adopted fraction
+    ``frac`` (member, scenario, time, site+1), and the per-member paired-comparison indicators."""
     t = jnp.asarray(spec.times, frac.dtype)
     t_lo, t_hi = spec.times[0], spec.times[-1]
     span = t_hi - t_lo
-    out: dict[str, tuple[Any, float, float, bool]] = {"adopted_fraction": (frac, 0.0, 1.0, False)}
+    out: dict[str, tuple[Any, float, float]] = {"adopted_fraction": (frac, 0.0, 1.0)}
     final, peak = frac[:, :, -1], jnp.max(frac, axis=2)
-    out["final_fraction"] = (final, 0.0, 1.0, False)
-    out["peak_fraction"] = (peak, 0.0, 1.0, False)
-    out["drop_fraction"] = (peak - final, 0.0, 1.0, False)
+    out["final_fraction"] = (final, 0.0, 1.0)
+    out["peak_fraction"] = (peak, 0.0, 1.0)
+    out["drop_fraction"] = (peak - final, 0.0, 1.0)
     crossing = jnp.stack([_first_time(frac, t, c) for c in spec.thresholds], axis=2)  # (m, S, K, site)
-    out["threshold_time"] = (crossing, t_lo, t_hi, True)
+    out["threshold_time"] = (crossing, t_lo, t_hi)
+    paired: dict[str, Any] = {}
     if spec.baseline is not None:
         others = [s for s in range(frac.shape[1]) if s != spec.baseline]
-        alt, base = final[:, others], final[:, spec.baseline][:, None]
-        out["diff_final_fraction"] = (alt - base, -1.0, 1.0, False)
+        diff = final[:, others] - final[:, spec.baseline][:, None]
         half = _first_time(frac, t, 0.5)
         t_alt, t_base = half[:, others], half[:, spec.baseline][:, None]
-        out["diff_threshold_time"] = (t_alt - t_base, -span, span, False)  # NaN unless both reach it
-    return out
+        dt = t_alt - t_base  # NaN unless both reach it
+        out["diff_final_fraction"] = (diff, -1.0, 1.0)
+        out["diff_threshold_time"] = (dt, -span, span)
+        paired = {"better_final": diff > 0, "both_reach": ~jnp.isnan(dt),
+                  "sooner": (t_alt < t_base) | (~jnp.isnan(t_alt) & jnp.isnan(t_base))}
+    return out, paired
 
 
 def _first_time(frac: Any, t: Any, c: float) -> Any:
@@ -83,8 +88,8 @@ def _first_time(frac: Any, t: Any, c: float) -> Any:
     return jnp.where(jnp.any(reached, axis=2), out, jnp.nan)
 
 
-def _counts(spec: StreamSpec, frac: Any, q: dict) -> dict[str, Any]:
-    """Per-member indicators summed into shares: target hits, paired comparisons."""
+def _target_hits(spec: StreamSpec, frac: Any) -> dict[str, Any]:
+    """Per member, whether each target is reached: ``{"target_hits": (m, S, target, site)}``."""
     out: dict[str, Any] = {}
     if spec.targets:
         t = np.asarray(spec.times)
@@ -96,14 +101,6 @@ def _counts(spec: StreamSpec, frac: Any, q: dict) -> dict[str, Any]:
             value = frac[:, :, i0] + w * (frac[:, :, i1] - frac[:, :, i0])
             hits.append(value >= fraction)
         out["target_hits"] = jnp.stack(hits, axis=2)  # (m, S, target, site)
-    if spec.baseline is not None:
-        diff, dt = q["diff_final_fraction"][0], q["diff_threshold_time"][0]
-        others = [s for s in range(frac.shape[1]) if s != spec.baseline]
-        half = _first_time(frac, jnp.asarray(spec.times, frac.dtype), 0.5)
-        t_alt, t_base = half[:, others], half[:, spec.baseline][:, None]
-        out["better_final"] = diff > 0
-        out["both_reach"] = ~jnp.isnan(dt)
-        out["sooner"] = (t_alt < t_base) | (~jnp.isnan(t_alt) & jnp.isnan(t_base))
     return out
 
 
@@ -137,9 +134,9 @@ def _batch_stats(spec: StreamSpec, data: dict, draw_index: Any, draw_vals: dict,
     d, s, r = frac.shape[:3]
     frac = jnp.moveaxis(frac, 2, 1).reshape(d * r, s, *frac.shape[3:])  # members = (draw, replicate)
     weight = jnp.repeat(valid.astype(jnp.int32), r)
-    q = _quantities(spec, frac)
-    stats = {name: _histogram(v, weight, lo, hi, spec.bins) for name, (v, lo, hi, _) in q.items()}
-    for name, hit in _counts(spec, frac, q).items():
+    q, paired = _quantities(spec, frac)
+    stats = {name: _histogram(v, weight, lo, hi, spec.bins) for name, (v, lo, hi) in q.items()}
+    for name, hit in {**_target_hits(spec, frac), **paired}.items():
         stats[name] = jnp.sum(hit * weight.reshape((-1,) + (1,) * (hit.ndim - 1)), axis=0, dtype=jnp.int32)
     stats["members"] = jnp.sum(weight)
     return stats
@@ -180,7 +177,7 @@ def stream_summaries(config: Any, posterior: str | None = None, *, bins: int = B
         sim = type(sim)(sim.model, sim.ts, sim.dt, (*sim.outputs, output), sim.solver, sim.t0, sim.stochastic)
     # Batches that divide the chunk exactly; one device (streaming is not sharded yet).
     batch = math.gcd(plan.chunk_size, runner.layout.batch * runner.layout.devices)
-    layout = ChunkLayout(**{**runner.layout.__dict__, "sim": sim, "batch": batch, "devices": 1})
+    layout = dataclasses.replace(runner.layout, sim=sim, batch=batch, devices=1)
     coords = _coords(config, sim.ts)
     targets = [t.as_dict() for t in s.targets]
     parsed = _parse_targets(targets, coords) if targets else []
