@@ -8,6 +8,7 @@ Chains run vectorised on one device, or in parallel when there are as many devic
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import weakref
 from collections.abc import Callable
@@ -105,6 +106,8 @@ def run_approximate(
     Draws come from the fitted guide, shaped ``(1, draws, ...)``.
     """
     progress = progress or _noop
+    if method == "laplace":  # its Hessian is forward-over-reverse: no forward-mode sensitivities
+        problem = dataclasses.replace(problem, gradients="reverse")
     guides = {"svi": AutoNormal, "map": AutoDelta, "laplace": AutoLaplaceApproximation}
     guide = guides[method](problem.model, init_loc_fn=init_to_median(num_samples=15))
     svi = SVI(problem.model, guide, Adam(learning_rate), Trace_ELBO())

@@ -18,10 +18,12 @@ import xarray as xr
 
 from .._errors import DataError
 from ..core import Simulation
+from ..core._sensitivity import FORWARD_MAX_INPUTS, forward_sensitivities, n_inputs
 from ._observe import Observation, awareness_distribution
 from ._priors import Prior, sample_parameter
 
 CUMULATIVE = "ever_adopted"
+GRADIENTS = ("auto", "forward", "reverse")
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,6 +80,10 @@ class CalibrationProblem:
 
     ``sim`` must output ``ever_adopted`` (and ``unaware`` when ``data.aware`` is given) at
     ``(t0, *data.times)``; ``base_params`` hold the fixed values; ``priors`` the free ones.
+    ``gradients``: how the simulation is differentiated: ``"forward"`` sensitivities (one pass
+    with a tangent per free number; fastest for a few), ``"reverse"`` mode (needed for Hessians,
+    as in the Laplace approximation), or ``"auto"`` (forward up to
+    ``FORWARD_MAX_INPUTS`` free numbers).
     """
 
     sim: Simulation
@@ -86,6 +92,11 @@ class CalibrationProblem:
     priors: tuple[Prior, ...]
     observation: Observation
     data: CountData
+    gradients: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.gradients not in GRADIENTS:
+            raise ValueError(f"gradients = {self.gradients!r}: expected one of {', '.join(GRADIENTS)}")
 
     @property
     def n_sites(self) -> int:
@@ -99,10 +110,18 @@ class CalibrationProblem:
             params[name] = jnp.broadcast_to(jnp.asarray(value, like.dtype), like.shape)
         return params
 
+    def simulate(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The simulation's outputs with the free ``values`` substituted, differentiable in
+        ``values`` as ``gradients`` says."""
+        run = lambda v: self.sim(self.params(v), self.network)  # noqa: E731
+        forward = self.gradients == "forward" or (
+            self.gradients == "auto" and n_inputs(values) <= FORWARD_MAX_INPUTS)
+        return (forward_sensitivities(run) if forward else run)(values)
+
     def model(self, observe: bool = True) -> None:
         """The numpyro model. With ``observe=False`` it samples data instead (predictive)."""
         values = {p.name: sample_parameter(p, self.n_sites) for p in self.priors}
-        out = self.sim(self.params(values), self.network)
+        out = self.simulate(values)
         expected = out[CUMULATIVE]
         numpyro.deterministic("expected_adopters", expected[1:])
         d = self.data
