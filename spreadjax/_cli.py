@@ -115,6 +115,7 @@ def calibrate(
         cfg = load_config(config)
         if cfg.calibration is None:
             raise InputError(f"{config}: has no [data] section: nothing to calibrate")
+        _chains_on_cores(cfg)
         summary, fit = _calibration_job(cfg)
     except InputError as exc:
         _fail(exc)
@@ -155,6 +156,15 @@ def calibrate(
         from .calibrate._hazard_job import peer_effect_line
 
         err.print(peer_effect_line(result), highlight=False, markup=False, soft_wrap=True)
+
+
+def _chains_on_cores(cfg) -> None:
+    """NUTS chains in parallel over the CPU's cores (one JAX CPU device per chain), before JAX starts."""
+    from ._jobs import cpu_devices_for_chains
+
+    s = cfg.calibration.settings if cfg.calibration is not None else None
+    if s is not None and s.method == "nuts":
+        cpu_devices_for_chains(s.chains)
 
 
 def _calibration_job(cfg):
@@ -327,6 +337,7 @@ def run(
         cfg.require_model("`spreadjax run` (the forecasting pipeline)")
     except InputError as exc:
         _fail(exc)
+    _chains_on_cores(cfg)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     started = time.perf_counter()

@@ -19,6 +19,28 @@ def enable_dtype(dtype: str) -> None:
         jax.config.update("jax_enable_x64", True)
 
 
+def cpu_devices_for_chains(chains: int) -> bool:
+    """Split the CPU into ``chains`` JAX devices so that NUTS chains run in parallel, one per
+    device, over all cores (about 2x on 2 cores for the bundled calibration; docs/performance.md).
+
+    Only possible before JAX runs its first operation, and left alone when ``XLA_FLAGS`` or
+    ``jax_num_cpu_devices`` already say how many CPU devices to make; returns whether it acted.
+    Ensembles run afterwards in the same process are sharded over these devices too."""
+    import os
+
+    import jax
+
+    if chains < 2 or (os.cpu_count() or 1) < 2 or jax.config.jax_num_cpu_devices != -1:
+        return False
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return False
+    try:
+        jax.config.update("jax_num_cpu_devices", chains)
+    except RuntimeError:  # JAX has already started: keep its devices
+        return False
+    return True
+
+
 def build_network(config: Config, dtype: Any) -> Any:
     """The config's peer network as a core network PyTree, or None."""
     from .core import dense_network, sparse_network
