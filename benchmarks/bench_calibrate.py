@@ -12,7 +12,9 @@ The likelihood is ``spreadjax.calibrate._observe``'s binomial: new adopters in a
 Binomial(observed not yet adopted, the model's share of its own not yet adopted who adopt).
 The ODE is integrated with classic RK4, dt = 1/48 yr, saved at each month.
 
-* ``spreadjax``: ``build_problem`` + ``run_nuts`` (numpyro NUTS, chains vectorised on one device);
+* ``spreadjax``: ``build_problem`` + ``run_nuts`` (numpyro NUTS) as ``spreadjax calibrate`` runs them:
+  one JAX CPU device per chain (chains in parallel over the cores), XLA's persistent compilation
+  cache (empty in the cold process), gradients by forward-mode sensitivities;
 * ``pymc``: the same priors and likelihood in PyMC, the Bass ODE ``A' = (N - A)(p + q A / N)``
   stepped by RK4 inside ``pytensor.scan`` (one scan step per month, 4 RK4 steps unrolled),
   ``pm.sample`` with PyMC's own NUTS (chains in ``min(4, cpu_count)`` processes).
@@ -21,8 +23,9 @@ Both use 4 chains, the config's seed, ``target_accept`` and ``max_tree_depth``, 
 warm-up and draws. Metric: minimum bulk ESS over the free parameters / wall seconds of the fit.
 Each tool runs in a fresh subprocess that fits twice: the first call ("cold") includes building
 the model and all compilation, the second ("warm") is the same call again in the same process.
-PyMC gets an empty pytensor compile directory, so its cold call compiles everything; a third
-process re-runs the cold call with that directory populated (``cold_cached`` in the JSON).
+Each tool gets an empty compile cache (PyMC's pytensor compiledir, spreadjax's XLA compilation
+cache), so its cold call compiles everything; a third process re-runs the cold call with that
+cache populated (``cold_cached`` in the JSON: a second ``spreadjax calibrate`` on the same config).
 
 Before timing, the log densities of the two implementations are compared at fixed points; after,
 the posterior means of p and q must agree within 2 Monte Carlo standard errors + 2%. Not a test:
@@ -214,9 +217,17 @@ def worker_spreadjax(model: str, warmup: int, samples: int, calls: int) -> tuple
     import jax
     import jax.monitoring
 
+    from spreadjax._jobs import cpu_devices_for_chains
     from spreadjax.calibrate._infer import run_nuts
     from spreadjax.calibrate._run import build_problem
 
+    # As `spreadjax calibrate` runs: one CPU device per chain (chains in parallel over the cores)
+    # and XLA's persistent compilation cache (empty for the cold process; see run_worker).
+    split = cpu_devices_for_chains(CHAINS)
+    cache = os.environ.get("SPREADJAX_BENCH_CACHE")
+    if cache:
+        jax.config.update("jax_compilation_cache_dir", cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     imported = time.perf_counter() - started
     events: dict[str, float] = {}
 
@@ -243,7 +254,8 @@ def worker_spreadjax(model: str, warmup: int, samples: int, calls: int) -> tuple
         print(f"  spreadjax {model} call {i + 1}: {wall:.1f} s", file=sys.stderr, flush=True)
         start, cpu = time.perf_counter(), cpu_seconds()
     meta = {"calls": out, "import_s": imported, "chain_method": fit.settings["chain_method"],
-            "local_device_count": jax.local_device_count(), "settings": fit.settings}
+            "local_device_count": jax.local_device_count(), "cpu_devices_for_chains": split,
+            "compilation_cache": bool(cache), "settings": fit.settings}
     return meta, draws
 
 
@@ -451,10 +463,12 @@ def main(argv: list[str] | None = None) -> None:
                   file=sys.stderr)
         got = {}
         if "spreadjax" in args.tools:
-            meta = run_worker("spreadjax", model, args.warmup, args.samples, 2, tmp, "main")
+            env = {"SPREADJAX_BENCH_CACHE": str(tmp / f"jax_{model}")}
+            meta = run_worker("spreadjax", model, args.warmup, args.samples, 2, tmp, "main", env=env)
             if "error" in meta:
                 sys.exit(f"bench_calibrate: {meta['error']}")
-            got["spreadjax"] = tool_row(model, "spreadjax", meta, None)
+            cached = run_worker("spreadjax", model, args.warmup, args.samples, 1, tmp, "cached", env=env)
+            got["spreadjax"] = tool_row(model, "spreadjax", meta, cached)
         if run_pymc:
             env = {"PYTENSOR_FLAGS": f"compiledir={tmp / f'pytensor_{model}'}"}
             meta = run_worker("pymc", model, args.warmup, args.samples, 2, tmp, "main", spec_path, env)
@@ -488,7 +502,7 @@ def main(argv: list[str] | None = None) -> None:
                   f"{r['xla_compile_s'][-1]:.1f} s (warm call); warm wall minus XLA compile "
                   f"{r['wall_s_warm_minus_xla_compile']:.1f} s ({r['ess_per_s_warm_minus_xla_compile']:.2f} ESS/s)")
         if "wall_s_cold_cached" in r:
-            print(f"{r['model']}: PyMC cold with a populated compile cache: {r['wall_s_cold_cached']:.1f} s "
+            print(f"{r['model']}: {r['tool']} cold with a populated compile cache: {r['wall_s_cold_cached']:.1f} s "
                   f"({r['ess_per_s_cold_cached']:.2f} ESS/s)")
     if pymc_error:
         print(f"PyMC: {pymc_error}")
@@ -505,7 +519,11 @@ def main(argv: list[str] | None = None) -> None:
                "dt = 1/48 yr, saved monthly; PyMC: pytensor.scan over months, 4 RK4 steps unrolled per month",
         "metric": "min bulk ESS over the free parameters / wall seconds of the fit (warm-up included)",
         "cold": "fresh process: model/problem build + first fit, all compilation included (PyMC with an "
-                "empty pytensor compiledir; wall_s_cold_cached: new process, compiledir populated)",
+                "empty pytensor compiledir, spreadjax with an empty XLA compilation cache; wall_s_cold_cached: "
+                "new process, compile caches populated)",
+        "spreadjax_setup": "as `spreadjax calibrate` runs it: one JAX CPU device per chain (chains in "
+                           "parallel, numpyro chain_method='parallel'), XLA's persistent compilation cache, "
+                           "gradients by forward-mode sensitivities",
         "warm": "second identical fit call in the same process (whatever compiled code the tool reuses); "
                 "spreadjax rows also give the warm wall minus the XLA backend-compile time JAX reports "
                 "(jax.monitoring /jax/core/compile/backend_compile_duration)",

@@ -116,7 +116,10 @@ class CalibrationProblem:
         run = lambda v: self.sim(self.params(v), self.network)  # noqa: E731
         forward = self.gradients == "forward" or (
             self.gradients == "auto" and n_inputs(values) <= FORWARD_MAX_INPUTS)
-        return (forward_sensitivities(run) if forward else run)(values)
+        if not forward:
+            return run(values)
+        independent = self.network is None and not self.sim.model.couples_sites
+        return forward_sensitivities(run, independent_sites=independent)(values)
 
     def model(self, observe: bool = True) -> None:
         """The numpyro model. With ``observe=False`` it samples data instead (predictive)."""

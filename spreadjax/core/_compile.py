@@ -15,7 +15,7 @@ from typing import Any
 
 
 from .._errors import ModelError
-from ._expr import functions, parse
+from ._expr import Expression, functions, parse
 from ._spec import Model
 
 Params = dict[str, Any]  # name -> (site,) array; schedules -> {"times": (k,), "values": (k, site)}
@@ -117,6 +117,11 @@ class CompiledModel:
                 flows.append(FlowLink(name, None, row[stage]))
         self.flows: tuple[FlowLink, ...] = tuple(flows)
         self._derived = derived
+        #: an equation reads other sites without a network (site_sum, site_mean): sites are coupled
+        #: even when no network is given
+        self.couples_sites = any(
+            isinstance(fn, Expression) and fn.calls & {"site_sum", "site_mean"}
+            for fn in [d[1] for d in derived.values()] + [i[1] for i in inits])
         self._order = _topological_order(model.name, derived, set(row) | {p.name for p in model.parameters} | {"t"})
         for f in self.flows:
             if f.source is not None and f.sink is not None:

@@ -72,11 +72,13 @@ class _Rewrite(ast.NodeTransformer):
 
 @dataclass(frozen=True)
 class Expression:
-    """A parsed equation. ``names`` are the model names it reads (functions excluded)."""
+    """A parsed equation. ``names`` are the model names it reads (functions excluded), ``calls``
+    the functions it calls."""
 
     source: str
     names: frozenset[str]
     code: Any  # a compiled code object; compared by source only
+    calls: frozenset[str] = frozenset()
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Expression) and other.source == self.source
@@ -123,7 +125,8 @@ def parse(source: str | float | int, where: str = "equation") -> Expression:
             names.add(node.id)
     tree = ast.fix_missing_locations(_Rewrite().visit(tree))
     code = compile(tree, f"<{where}>", "eval")
-    return Expression(text, frozenset(names), code)
+    calls = frozenset(n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call))
+    return Expression(text, frozenset(names), code, calls)
 
 
 def _is_called(tree: ast.AST, name: ast.Name) -> bool:

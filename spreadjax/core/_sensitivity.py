@@ -21,29 +21,54 @@ from jax.flatten_util import ravel_pytree
 FORWARD_MAX_INPUTS = 32
 
 
-def forward_sensitivities(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+def forward_sensitivities(fn: Callable[[Any], Any], independent_sites: bool = False) -> Callable[[Any], Any]:
     """``fn`` (a pytree of float arrays to a pytree of arrays), differentiated in forward mode.
 
     Called plainly or under ``jit``/``vmap`` it is ``fn``. Under ``grad``/``vjp`` the forward pass
-    pushes one tangent per scalar input through ``fn`` at once (``jax.vmap`` of ``jax.jvp``),
-    keeps the Jacobian (each output's shape + ``(n_inputs,)``) and answers the backward pass with
-    it, so nothing is stored per step. Second derivatives are not supported (``custom_vjp``).
+    pushes tangents through ``fn`` at once (``jax.vmap`` of ``jax.jvp``), keeps the Jacobian
+    (each output's shape + ``(n_tangents,)``) and answers the backward pass with it, so nothing
+    is stored per step. Second derivatives are not supported (``custom_vjp``).
+
+    By default there is one tangent per scalar input. With ``independent_sites`` (inputs are
+    scalars or ``(site,)`` vectors, outputs end in a ``site`` axis, and no output at one site
+    depends on another site's inputs: no network, no ``site_sum``) there is one tangent per input
+    leaf instead, all ones: the Jacobian of a ``(site,)`` input is diagonal over sites, so one
+    tangent recovers all of it (a Jacobian compressed by column colouring).
     """
 
     @jax.custom_vjp
     def wrapped(x: Any) -> Any:
         return fn(x)
 
+    def push(x: Any, tangent: Any) -> tuple[Any, Any]:
+        return jax.jvp(fn, (x,), (tangent,))
+
     def forward(x: Any) -> tuple[Any, tuple[Any, Any]]:
-        flat, unravel = ravel_pytree(x)
-        basis = jnp.eye(flat.size, dtype=flat.dtype)
-        y, jacobian = jax.vmap(lambda v: jax.jvp(fn, (x,), (unravel(v),)), out_axes=(None, -1))(basis)
+        if independent_sites:
+            leaves, tree = jax.tree.flatten(x)
+            if any(jnp.ndim(leaf) > 1 for leaf in leaves):
+                raise ValueError("forward_sensitivities(independent_sites=True): inputs must be scalars or (site,)")
+            seeds = [jax.tree.unflatten(tree, [jnp.ones_like(b) if i == j else jnp.zeros_like(b)
+                                               for j, b in enumerate(leaves)]) for i in range(len(leaves))]
+            tangents = jax.tree.map(lambda *t: jnp.stack(t), *seeds)
+        else:
+            flat, unravel = ravel_pytree(x)
+            tangents = jax.vmap(unravel)(jnp.eye(flat.size, dtype=flat.dtype))
+        y, jacobian = jax.vmap(push, in_axes=(None, 0), out_axes=(None, -1))(x, tangents)
         return y, (jacobian, x)
 
     def backward(residuals: tuple[Any, Any], cotangent: Any) -> tuple[Any]:
         jacobian, x = residuals
+        pairs = list(zip(jax.tree.leaves(cotangent), jax.tree.leaves(jacobian), strict=True))
+        if independent_sites:
+            leaves, tree = jax.tree.flatten(x)
+            grads = []
+            for i, leaf in enumerate(leaves):
+                # d/d leaf[s] = sum over the output's other axes of ct * J[..., s, i] (sites independent)
+                per_site = sum(jnp.sum(c * j[..., i], axis=tuple(range(jnp.ndim(c) - 1))) for c, j in pairs)
+                grads.append(jnp.sum(per_site) if jnp.ndim(leaf) == 0 else per_site.astype(leaf.dtype))
+            return (jax.tree.unflatten(tree, grads),)
         flat, unravel = ravel_pytree(x)
-        pairs = zip(jax.tree.leaves(cotangent), jax.tree.leaves(jacobian), strict=True)
         g = sum((jnp.tensordot(c, j, axes=jnp.ndim(c)) for c, j in pairs), jnp.zeros_like(flat))
         return (unravel(g),)
 
