@@ -118,7 +118,8 @@ class CalibrationProblem:
             self.gradients == "auto" and n_inputs(values) <= FORWARD_MAX_INPUTS)
         if not forward:
             return run(values)
-        independent = self.network is None and not self.sim.model.couples_sites
+        # sites independent: no network and no site_sum/site_mean (any other callable: assume coupled)
+        independent = self.network is None and not getattr(getattr(self.sim, "model", None), "couples_sites", True)
         return forward_sensitivities(run, independent_sites=independent)(values)
 
     def model(self, observe: bool = True) -> None:

@@ -90,10 +90,13 @@ class Simulation:
         """Run once: ``{output: (time, site)}`` arrays in the dtype of ``params``."""
         if self.stochastic and key is None:
             raise ModelError("simulation: stochastic mode needs a PRNG key")
+        return self._run(params, network, key)
+
+    def _run(self, params: Params, network: Any, key: Any, rows: bool | None = None) -> dict[str, Any]:
         y0 = self.model.init(params, self.t0)
         if isinstance(self.solver, Adaptive):
             return self._adaptive(y0, params, network)
-        return self._fixed(y0, params, network, key)
+        return self._fixed(y0, params, network, key, rows)
 
     def batch(self, params: Params, network: Any = None, keys: Any = None, axes: Any = 0,
               member_axis: int = 0) -> dict[str, Any]:
@@ -129,11 +132,12 @@ class Simulation:
                 folded[name] = x
             else:
                 folded.setdefault(name, {})[kind] = x
-        out = self(folded, network, None)
+        # always rows here, so that a member's result does not depend on how many share its batch
+        out = self._run(folded, network, None, rows=True)
         return {name: jnp.moveaxis(value, -1, member_axis) for name, value in out.items()}
 
     # -- fixed steps ----------------------------------------------------------------------
-    def _fixed(self, y0: Any, params: Params, network: Any, key: Any) -> dict[str, Any]:
+    def _fixed(self, y0: Any, params: Params, network: Any, key: Any, rows: bool | None = None) -> dict[str, Any]:
         dtype = y0.dtype
         dt = jnp.asarray(self.dt, dtype)
         t0 = jnp.asarray(self.t0, dtype)
@@ -141,10 +145,13 @@ class Simulation:
 
         # Deterministic runs over many sites or members carry the state as a tuple of rows (one
         # per state): each RK4 stage then needs no stacking and slicing, and XLA fuses more of a
-        # step (~1.3x on CPU). Small states (a calibration's few sites) stay one array: fewer,
-        # larger fused loops per step, which is what counts when each loop is short (~2x).
+        # step (~1.3x on CPU). Small single runs (a calibration's few sites) stay one array:
+        # fewer, larger fused loops per step, which is what counts when each loop is short (~2x).
+        # Batches always carry rows (``batch`` passes ``rows=True``).
         shape = y0.shape[1:]
-        rows = not self.stochastic and math.prod(shape) >= ROWS_MIN_SIZE
+        if rows is None:
+            rows = math.prod(shape) >= ROWS_MIN_SIZE
+        rows = rows and not self.stochastic
 
         def f(t, y):
             return model.rhs_rows(t, y, params, network) if rows else model.rhs(t, y, params, network)
