@@ -97,8 +97,32 @@ def _runner(raw_json: str, where: str):
     return ChunkRunner(config)
 
 
-def compute_chunk(raw_json: str, where: str, store: str, plan: EnsemblePlan, i: int) -> int:
-    """Simulate chunk ``i`` and write it into ``store``; returns ``i`` (runs on a worker)."""
+def compile_cache_setting() -> tuple[str, float] | None:
+    """This process's XLA persistent compilation cache (folder, minimum compile seconds), if any."""
+    import jax
+
+    where = jax.config.jax_compilation_cache_dir
+    return (str(where), float(jax.config.jax_persistent_cache_min_compile_time_secs)) if where else None
+
+
+def use_compile_cache(setting: tuple[str, float] | None) -> bool:
+    """Use the client's compilation cache in a worker that has none, when the worker can reach the
+    folder (the same machine or a shared file system): workers then compile a chunk program once
+    between them, across runs and resumes. Returns whether it was set."""
+    import jax
+
+    if setting is None or jax.config.jax_compilation_cache_dir or not Path(setting[0]).is_dir():
+        return False
+    jax.config.update("jax_compilation_cache_dir", setting[0])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", setting[1])
+    return True
+
+
+def compute_chunk(raw_json: str, where: str, store: str, plan: EnsemblePlan, i: int,
+                  compile_cache: tuple[str, float] | None = None) -> int:
+    """Simulate chunk ``i`` and write it into ``store``; returns ``i`` (runs on a worker, which
+    uses ``compile_cache``, the client's :func:`compile_cache_setting`, when it has none)."""
+    use_compile_cache(compile_cache)
     start, stop = plan.chunk(i)
     runner = _runner(raw_json, where)
     draws = read_draws(Path(store), start, stop)
@@ -134,7 +158,8 @@ def run_ensemble(config: Any, store: Path, *, posterior: str | None = None, sche
     with _client(config, scheduler, workers) as client:
         plan, pending, skipped = _open_or_create(config, store, *checked)
         progress(skipped, plan.n_chunks)
-        futures = [client.submit(compute_chunk, raw_json, where, str(store.resolve()), plan, i,
+        cache = compile_cache_setting()
+        futures = [client.submit(compute_chunk, raw_json, where, str(store.resolve()), plan, i, cache,
                                  key=f"spreadjax-chunk-{store.name}-{i}-{os.getpid()}", retries=3, pure=False)
                    for i in pending]
         for future in as_completed(futures):
