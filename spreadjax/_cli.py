@@ -444,10 +444,9 @@ def _compilation_cache() -> None:
         Path(where).mkdir(parents=True, exist_ok=True)
     except OSError:
         return  # a read-only home: run without the cache
-    import jax
+    from ._jobs import set_compile_cache
 
-    jax.config.update("jax_compilation_cache_dir", where)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    set_compile_cache(where)
 
 
 def main() -> None:

@@ -19,9 +19,17 @@ def enable_dtype(dtype: str) -> None:
         jax.config.update("jax_enable_x64", True)
 
 
+def set_compile_cache(folder: str, min_compile_seconds: float = 0.5) -> None:
+    """Keep XLA programs that took at least ``min_compile_seconds`` to compile in ``folder``."""
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_seconds)
+
+
 def cpu_devices_for_chains(chains: int) -> bool:
     """Split the CPU into ``chains`` JAX devices so that NUTS chains run in parallel, one per
-    device, over all cores (about 2x on 2 cores for the bundled calibration; docs/performance.md).
+    device, over all cores (1.5x on 2 cores for the bundled calibration; docs/performance.md).
 
     Only possible before JAX runs its first operation, and left alone when ``XLA_FLAGS`` or
     ``jax_num_cpu_devices`` already say how many CPU devices to make; returns whether it acted.

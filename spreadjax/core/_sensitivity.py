@@ -48,9 +48,10 @@ def forward_sensitivities(fn: Callable[[Any], Any], independent_sites: bool = Fa
             leaves, tree = jax.tree.flatten(x)
             if any(jnp.ndim(leaf) > 1 for leaf in leaves):
                 raise ValueError("forward_sensitivities(independent_sites=True): inputs must be scalars or (site,)")
-            seeds = [jax.tree.unflatten(tree, [jnp.ones_like(b) if i == j else jnp.zeros_like(b)
-                                               for j, b in enumerate(leaves)]) for i in range(len(leaves))]
-            tangents = jax.tree.map(lambda *t: jnp.stack(t), *seeds)
+            # tangent i is all ones on leaf i and zero elsewhere: (n_leaves, *leaf.shape) per leaf
+            n = len(leaves)
+            tangents = jax.tree.unflatten(tree, [jnp.zeros((n, *jnp.shape(b)), jnp.result_type(b)).at[i].set(1)
+                                                 for i, b in enumerate(leaves)])
         else:
             flat, unravel = ravel_pytree(x)
             tangents = jax.vmap(unravel)(jnp.eye(flat.size, dtype=flat.dtype))

@@ -111,10 +111,11 @@ def use_compile_cache(setting: tuple[str, float] | None) -> bool:
     between them, across runs and resumes. Returns whether it was set."""
     import jax
 
+    from .._jobs import set_compile_cache
+
     if setting is None or jax.config.jax_compilation_cache_dir or not Path(setting[0]).is_dir():
         return False
-    jax.config.update("jax_compilation_cache_dir", setting[0])
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", setting[1])
+    set_compile_cache(*setting)
     return True
 
 

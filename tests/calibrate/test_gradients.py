@@ -9,7 +9,6 @@ import pytest
 from numpyro.infer.util import initialize_model
 
 from spreadjax import load_config
-from spreadjax.calibrate._problem import CalibrationProblem
 from spreadjax.calibrate._run import build_problem
 
 
@@ -35,9 +34,21 @@ def test_forward_and_reverse_gradients_of_the_log_density_agree():
             np.testing.assert_allclose(np.asarray(gf[name]), np.asarray(gr[name]), rtol=1e-8, atol=1e-10)
 
 
-def test_auto_uses_forward_for_few_free_numbers_and_rejects_unknown_modes():
+def test_auto_uses_forward_for_few_free_numbers_and_rejects_unknown_modes(monkeypatch):
+    import spreadjax.calibrate._problem as module
+
     problem = build_problem(load_config("configs/medical_innovation.toml"))
     assert problem.gradients == "auto"
+    calls = []
+    real = module.forward_sensitivities
+    monkeypatch.setattr(module, "forward_sensitivities",
+                        lambda fn, independent_sites: calls.append(independent_sites) or real(fn, independent_sites))
+    values = {"p": jnp.full(4, 0.3), "q": jnp.full(4, 0.5)}  # 8 free numbers
+    problem.simulate(values)
+    assert calls == [True]  # forward, compressed: the config has no network and no site_sum
+    monkeypatch.setattr(module, "FORWARD_MAX_INPUTS", 7)
+    problem.simulate(values)
+    dataclasses.replace(problem, gradients="reverse").simulate(values)
+    assert calls == [True]  # more free numbers than the limit, or reverse asked for: not forward
     with pytest.raises(ValueError, match="gradients = 'sideways'"):
         dataclasses.replace(problem, gradients="sideways")
-    assert isinstance(problem, CalibrationProblem)
