@@ -46,7 +46,7 @@ from numpyro.infer import MCMC, NUTS
 from ._data import adjacency as _adjacency
 from ._data import medical_innovation_individuals, medical_innovation_path
 from ._diagnostics import summarize
-from ._infer import EXTRA_FIELDS, Fit
+from ._infer import EXTRA_FIELDS, Fit, MappedOnce
 from ._priors import Prior
 
 __all__ = [
@@ -430,8 +430,8 @@ def fit_network_hazard(
 ) -> Fit:
     """NUTS on :func:`hazard_model`; returns a :class:`~spreadjax.calibrate._infer.Fit`.
 
-    Chains run vectorised on one device (in parallel when there are as many devices as chains),
-    compiled once. Each chain starts at the link of the overall event rate for the intercepts
+    Chains run vectorised on one device (in parallel when there are as many devices as chains:
+    the same draws up to rounding), compiled once. Each chain starts at the link of the overall event rate for the intercepts
     and near 0 for the other coefficients, jittered by ``Uniform(-0.5, 0.5)`` so that R-hat can
     see disagreement. A dense mass matrix (default) absorbs the correlation between, e.g., a
     covariate and its square. ``fit.settings`` keeps the labels (``site_names``,
@@ -443,9 +443,10 @@ def fit_network_hazard(
         hazard_model(data, link=link, baseline=baseline, priors=priors, prior_scale=prior_scale)
 
     kernel = NUTS(model, target_accept_prob=target_accept, max_tree_depth=max_tree_depth, dense_mass=dense_mass)
-    method = "parallel" if jax.local_device_count() >= chains > 1 else "vectorized"
-    mcmc = MCMC(kernel, num_warmup=warmup, num_samples=samples, num_chains=chains, chain_method=method,
-                progress_bar=progress_bar)
+    parallel = jax.local_device_count() >= chains > 1
+    method = "parallel" if parallel else "vectorized"
+    mcmc = MCMC(kernel, num_warmup=warmup, num_samples=samples, num_chains=chains,
+                chain_method=method if progress_bar else MappedOnce(parallel), progress_bar=progress_bar)
     key_init, key_run = jax.random.split(jax.random.PRNGKey(seed))
     rate = float(np.mean(data.event)) if data.n_rows else 0.5
     centre = {"alpha_centered": (len(data.site_names), _link(rate, link)), "beta_exposure": ((), 0.0)}

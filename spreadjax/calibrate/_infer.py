@@ -51,6 +51,27 @@ def _noop(done: int, total: int, stage: str) -> None:
     return None
 
 
+class MappedOnce:
+    """A numpyro ``chain_method``: maps the one-chain function over chains (``jax.pmap`` across
+    devices, or ``jax.jit(jax.vmap(...))`` on one) the first time, and hands back that same mapped
+    function while numpyro asks again with the same fields to collect. ``MCMC.run`` builds a new
+    one-chain ``partial`` on every call, so a string ``chain_method`` traces and lowers the whole
+    sampler again (2-3 s for the calibration models); this one traces it once per sampler."""
+
+    def __init__(self, parallel: bool):
+        self.parallel = parallel
+        self._mapped: tuple[Any, Callable] | None = None
+
+    def __call__(self, one_chain: Callable) -> Callable:
+        key = getattr(one_chain, "keywords", None)  # numpyro's partial: args, kwargs, fields collected
+        if key is None or self._mapped is None or self._mapped[0] != key:
+            mapped = jax.pmap(one_chain) if self.parallel else jax.jit(jax.vmap(one_chain))
+            if key is None:
+                return mapped
+            self._mapped = (key, mapped)
+        return self._mapped[1]
+
+
 def run_nuts(
     problem: CalibrationProblem,
     *,
@@ -65,8 +86,12 @@ def run_nuts(
     """NUTS with ``chains`` chains, compiled once; ``progress_bar`` shows numpyro's bar.
 
     The sampler is kept per problem and settings, so fitting the same problem again in this
-    process (another seed, a benchmark's repeat) reuses its compiled code."""
-    method = "parallel" if jax.local_device_count() >= chains > 1 else "vectorized"
+    process (another seed, a benchmark's repeat) reuses its traced and compiled code. Chains run
+    in parallel when there are as many devices as chains, else vectorised; the two give the same
+    draws up to rounding. With ``progress_bar`` numpyro maps the chains itself (its bar needs
+    that) and traces the sampler on every call."""
+    parallel = jax.local_device_count() >= chains > 1
+    method = "parallel" if parallel else "vectorized"
     key = (id(problem), chains, warmup, samples, target_accept, max_tree_depth, method, progress_bar)
     cached = _SAMPLERS.get(key)
     if cached is not None and cached[0]() is problem:
@@ -74,7 +99,8 @@ def run_nuts(
     else:
         kernel = NUTS(problem.model, target_accept_prob=target_accept, max_tree_depth=max_tree_depth,
                       init_strategy=init_to_median(num_samples=15))
-        mcmc = MCMC(kernel, num_warmup=warmup, num_samples=samples, num_chains=chains, chain_method=method,
+        mapping = method if progress_bar else MappedOnce(parallel)
+        mcmc = MCMC(kernel, num_warmup=warmup, num_samples=samples, num_chains=chains, chain_method=mapping,
                     progress_bar=progress_bar)
         while len(_SAMPLERS) >= 4:
             _SAMPLERS.pop(next(iter(_SAMPLERS)))

@@ -464,26 +464,45 @@ def test_approximate_methods_find_q(recovery_problem, method):
         assert_inside(q.reshape(-1), TRUE_Q, 0.99, f"q ({method})")
 
 
-def test_refitting_a_problem_reuses_the_compiled_sampler(recovery_problem):
+def test_refitting_a_problem_reuses_the_traced_sampler_and_draws_as_numpyro_does(recovery_problem):
+    """A refit of the same problem traces and compiles nothing of the sampler again (numpyro maps
+    the chains anew on every ``MCMC.run`` and traces the whole sampler again), and the draws are
+    those of numpyro's own chain mapping, to rounding."""
     import jax.monitoring
+    from numpyro.infer import MCMC, NUTS
 
-    compiles = [0]
+    from spreadjax.calibrate._infer import EXTRA_FIELDS
+
+    counts = {"trace": 0, "compile": 0}
 
     def listen(event, duration, **_):
-        compiles[0] += event == "/jax/core/compile/backend_compile_duration"
+        counts["trace"] += event == "/jax/core/compile/jaxpr_trace_duration"
+        counts["compile"] += event == "/jax/core/compile/backend_compile_duration"
+
+    def spent(fn):
+        before = dict(counts)
+        return fn(), {k: counts[k] - before[k] for k in counts}
 
     jax.monitoring.register_event_duration_secs_listener(listen)
-    short = dict(chains=1, warmup=8, samples=8, max_tree_depth=4)
-    start = compiles[0]
-    first = run_nuts(recovery_problem, seed=3, **short)
-    cold = compiles[0] - start
-    again = run_nuts(recovery_problem, seed=3, **short)
-    before = compiles[0]
-    other = run_nuts(recovery_problem, seed=4, **short)
-    # once warm, a refit compiles a few small eager ops (6 here), not its sampler: a new numpyro
-    # MCMC per call compiles as much as the first fit (about 200 programs alone, 30 or so when
-    # earlier tests have compiled this model's pieces)
-    assert compiles[0] - before <= min(10, cold / 2)
+    short = dict(chains=2, warmup=8, samples=8, max_tree_depth=4, target_accept=0.85)
+    first, cold = spent(lambda: run_nuts(recovery_problem, seed=3, **short))
+    again, _ = spent(lambda: run_nuts(recovery_problem, seed=3, **short))
+    other, warm = spent(lambda: run_nuts(recovery_problem, seed=4, **short))
+    # once warm, a refit compiles a few small eager ops (key splitting, gathering the draws)
+    assert cold["trace"] >= 1 and warm["trace"] == 0, (cold, warm)
+    assert warm["compile"] <= min(10, cold["compile"] / 2), (cold, warm)
     for name in first.samples:
         np.testing.assert_array_equal(first.samples[name], again.samples[name])
     assert not np.array_equal(first.samples["q"], other.samples["q"])
+
+    kernel = NUTS(recovery_problem.model, target_accept_prob=0.85, max_tree_depth=4,
+                  init_strategy=init_to_median(num_samples=15))
+    mcmc = MCMC(kernel, num_warmup=8, num_samples=8, num_chains=2, chain_method=other.settings["chain_method"],
+                progress_bar=False)
+    _, numpyro_run = spent(lambda: mcmc.run(jax.random.PRNGKey(4), extra_fields=EXTRA_FIELDS))
+    assert numpyro_run["trace"] >= 1  # what the mapping saves
+    reference = mcmc.get_samples(group_by_chain=True)
+    for name in ("p", "q"):
+        np.testing.assert_allclose(other.samples[name], np.asarray(reference[name]), rtol=1e-6, atol=0)
+    np.testing.assert_array_equal(other.stats["num_steps"],
+                                  np.asarray(mcmc.get_extra_fields(group_by_chain=True)["num_steps"]))
