@@ -9,6 +9,11 @@ from typing import Any
 from spreadjax._io import write_atomic
 
 
+#: a warm-up call slower than this (seconds) is followed by one timed call, not the best of several
+#: (1e6 members of numpy or diffrax: a scheduler tick is noise there, and three calls take minutes)
+SLOW_CALL = 20.0
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` as indented JSON, atomically (the package's temp-file-and-rename writer)."""
     write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n"))

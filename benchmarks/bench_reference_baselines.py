@@ -32,14 +32,13 @@ from typing import Any
 
 import _reference as R
 import numpy as np
-from _common import write_json
+from _common import SLOW_CALL, write_json
 
 FULL_SIZES = (1_000, 100_000)
 QUICK_SIZES = (1_000,)
 REPEATS = 3  # timed calls at least
 MIN_SECONDS = 0.5  # ... and more, up to MAX_CALLS, until this much time was timed
 MAX_CALLS = 100
-SLOW_CALL = 20.0  # a warm-up call slower than this (s): one timed call (1e6 members of numpy, diffrax)
 SAMPLE = 20
 RESULTS = Path(__file__).parent / "results" / "reference_baselines_cpu.json"
 ENSEMBLE_IMPLS = ("numpy", "numba", "numba[member]", "numba_simd", "diffrax", "diffrax_batched",
@@ -68,8 +67,7 @@ def _timed(fn: Callable, params: R.Params, repeats: int) -> tuple[Any, float, fl
     At least ``repeats`` calls and, for fast calls, up to ``MAX_CALLS`` until ``MIN_SECONDS`` have
     passed: on a busy machine a parallel call can wait a scheduler tick (4 ms here) for a core,
     which swamps a 1 ms call, so a few more tries find the undisturbed time. After a warm-up
-    slower than ``SLOW_CALL`` seconds one timed call is enough (a lost tick is noise there, and
-    three calls of 1e6 numpy or diffrax members would take minutes each)."""
+    slower than ``SLOW_CALL`` seconds, one timed call."""
     start = time.perf_counter()
     first = _block(fn(params))
     first_s = time.perf_counter() - start

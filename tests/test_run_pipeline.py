@@ -109,7 +109,16 @@ def n_of_10(p: float) -> str:
 
 
 def invoke(*args: str, env: dict | None = None):
-    return runner.invoke(app, [str(a) for a in args], env=env)
+    """The CLI in this process. With ``env=WIDE`` its consoles are made wide too: rich reads
+    ``COLUMNS`` when a console is made, and pytest-xdist workers start with ``COLUMNS=80``."""
+    if env is not WIDE:
+        return runner.invoke(app, [str(a) for a in args], env=env)
+    from spreadjax import _cli
+
+    with pytest.MonkeyPatch.context() as patch:
+        for console in (_cli.out, _cli.err):
+            patch.setattr(console, "_width", int(WIDE["COLUMNS"]))  # the width it fixed when made
+        return runner.invoke(app, [str(a) for a in args], env=env)
 
 
 def assert_input_error(result, *names: str) -> str:
