@@ -430,8 +430,8 @@ def fit_network_hazard(
 ) -> Fit:
     """NUTS on :func:`hazard_model`; returns a :class:`~spreadjax.calibrate._infer.Fit`.
 
-    Chains run vectorised on one device (in parallel when there are as many devices as chains:
-    the same draws up to rounding), compiled once. Each chain starts at the link of the overall event rate for the intercepts
+    Chains run vectorised on one device (in parallel when there are as many devices as chains),
+    compiled once. Each chain starts at the link of the overall event rate for the intercepts
     and near 0 for the other coefficients, jittered by ``Uniform(-0.5, 0.5)`` so that R-hat can
     see disagreement. A dense mass matrix (default) absorbs the correlation between, e.g., a
     covariate and its square. ``fit.settings`` keeps the labels (``site_names``,

@@ -87,8 +87,9 @@ def run_nuts(
 
     The sampler is kept per problem and settings, so fitting the same problem again in this
     process (another seed, a benchmark's repeat) reuses its traced and compiled code. Chains run
-    in parallel when there are as many devices as chains, else vectorised; the two give the same
-    draws up to rounding. With ``progress_bar`` numpyro maps the chains itself (its bar needs
+    in parallel when there are as many devices as chains, else vectorised (the same one-chain
+    program mapped two ways: equal to rounding over short runs, within Monte Carlo error over
+    long ones). With ``progress_bar`` numpyro maps the chains itself (its bar needs
     that) and traces the sampler on every call."""
     parallel = jax.local_device_count() >= chains > 1
     method = "parallel" if parallel else "vectorized"
