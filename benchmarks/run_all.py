@@ -131,6 +131,7 @@ def targets(tag: str, ran: set[str], compile_info: dict) -> list[dict[str, Any]]
     if ens:
         o = ens.get("overheads", {})
         for key, label in (("dask_1_worker", "dask, 1 worker: added wall time"),
+                           ("dask_2_workers_vs_in_process", "dask, 2 workers: added wall time"),
                            ("dask_2_workers_vs_half_in_process", "dask, 2 workers: vs half the in-process time"),
                            ("zarr_writing", "zarr writing: added wall time"),
                            ("cpu_zarr_writing", "zarr writing: added CPU time")):
