@@ -171,15 +171,18 @@ def run_ensemble(config: Any, store: Path, *, posterior: str | None = None, sche
     return RunReport(store, plan, computed, skipped)
 
 
-def default_workers() -> int:
-    """One worker per GPU when JAX sees GPUs, else one per CPU core."""
+def _gpus() -> list:
     try:
         import jax
 
-        gpus = [d for d in jax.devices() if d.platform == "gpu"]
+        return [d for d in jax.devices() if d.platform == "gpu"]
     except RuntimeError:
-        gpus = []
-    return len(gpus) or (os.cpu_count() or 1)
+        return []
+
+
+def default_workers() -> int:
+    """One worker per GPU when JAX sees GPUs, else one per CPU core."""
+    return len(_gpus()) or (os.cpu_count() or 1)
 
 
 class _client:
@@ -208,6 +211,10 @@ class _client:
             self.cluster = jobqueue_cluster(self.config)
             self.cluster.scale(jobs=c.jobs)
         self.client = Client(self.cluster)
+        if c.kind == "local" and hasattr(os, "sched_setaffinity") and not _gpus():  # workers share the cores
+            from ._pin import PinToCore
+
+            self.client.register_plugin(PinToCore(sorted(os.sched_getaffinity(0)), n), name="spreadjax-pin-to-core")
         return self.client
 
     def __exit__(self, *exc):
