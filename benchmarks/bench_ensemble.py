@@ -219,6 +219,10 @@ class Dask:
                                     dashboard_address=":0", env=WORKER_ENV, silence_logs=40)
         self.client = Client(self.cluster)
         self.client.wait_for_workers(workers)
+        if hasattr(os, "sched_setaffinity"):  # as run_ensemble's own local cluster: workers share the cores
+            from spreadjax.ensemble._pin import PinToCore
+
+            self.client.register_plugin(PinToCore(sorted(os.sched_getaffinity(0)), workers), name="spreadjax-pin-to-core")
         self.startup = time.perf_counter() - t
         # Warm-up: one chunk of the same config on each worker, into a throw-away store.
         warm_store = tmp / f"warm-dask-{workers}.zarr"
