@@ -54,6 +54,7 @@ import numpy as np
 from spreadjax import __version__ as spreadjax_version
 from spreadjax import parse_config
 from spreadjax.ensemble import open_results, run_ensemble
+from spreadjax.ensemble._pin import pin_workers
 from spreadjax.ensemble._plan import draw_values
 from spreadjax.ensemble._run import WORKER_ENV, _runner, compute_chunk, plan_for, prepare
 from spreadjax.ensemble._store import mark_done, read_draws, write_chunk
@@ -219,10 +220,7 @@ class Dask:
                                     dashboard_address=":0", env=WORKER_ENV, silence_logs=40)
         self.client = Client(self.cluster)
         self.client.wait_for_workers(workers)
-        if hasattr(os, "sched_setaffinity"):  # as run_ensemble's own local cluster: workers share the cores
-            from spreadjax.ensemble._pin import PinToCore
-
-            self.client.register_plugin(PinToCore(sorted(os.sched_getaffinity(0)), workers), name="spreadjax-pin-to-core")
+        pin_workers(self.client, workers)  # as run_ensemble's own local cluster does
         self.startup = time.perf_counter() - t
         # Warm-up: one chunk of the same config on each worker, into a throw-away store.
         warm_store = tmp / f"warm-dask-{workers}.zarr"

@@ -46,7 +46,7 @@ from numpyro.infer import MCMC, NUTS
 from ._data import adjacency as _adjacency
 from ._data import medical_innovation_individuals, medical_innovation_path
 from ._diagnostics import summarize
-from ._infer import EXTRA_FIELDS, Fit, MappedOnce
+from ._infer import EXTRA_FIELDS, Fit, chain_mapping
 from ._priors import Prior
 
 __all__ = [
@@ -443,10 +443,9 @@ def fit_network_hazard(
         hazard_model(data, link=link, baseline=baseline, priors=priors, prior_scale=prior_scale)
 
     kernel = NUTS(model, target_accept_prob=target_accept, max_tree_depth=max_tree_depth, dense_mass=dense_mass)
-    parallel = jax.local_device_count() >= chains > 1
-    method = "parallel" if parallel else "vectorized"
-    mcmc = MCMC(kernel, num_warmup=warmup, num_samples=samples, num_chains=chains,
-                chain_method=method if progress_bar else MappedOnce(parallel), progress_bar=progress_bar)
+    method, mapping = chain_mapping(chains, progress_bar)
+    mcmc = MCMC(kernel, num_warmup=warmup, num_samples=samples, num_chains=chains, chain_method=mapping,
+                progress_bar=progress_bar)
     key_init, key_run = jax.random.split(jax.random.PRNGKey(seed))
     rate = float(np.mean(data.event)) if data.n_rows else 0.5
     centre = {"alpha_centered": (len(data.site_names), _link(rate, link)), "beta_exposure": ((), 0.0)}

@@ -65,11 +65,17 @@ class MappedOnce:
     def __call__(self, one_chain: Callable) -> Callable:
         key = getattr(one_chain, "keywords", None)  # numpyro's partial: args, kwargs, fields collected
         if key is None or self._mapped is None or self._mapped[0] != key:
-            mapped = jax.pmap(one_chain) if self.parallel else jax.jit(jax.vmap(one_chain))
-            if key is None:
-                return mapped
-            self._mapped = (key, mapped)
+            self._mapped = (key, jax.pmap(one_chain) if self.parallel else jax.jit(jax.vmap(one_chain)))
         return self._mapped[1]
+
+
+def chain_mapping(chains: int, progress_bar: bool) -> tuple[str, Any]:
+    """(``"parallel"`` or ``"vectorized"``, the ``chain_method`` to give numpyro): parallel when
+    there are as many devices as chains; :class:`MappedOnce` unless numpyro's progress bar, which
+    needs numpyro's own mapping, is asked for."""
+    parallel = jax.local_device_count() >= chains > 1
+    method = "parallel" if parallel else "vectorized"
+    return method, method if progress_bar else MappedOnce(parallel)
 
 
 def run_nuts(
@@ -91,8 +97,7 @@ def run_nuts(
     program mapped two ways: equal to rounding over short runs, within Monte Carlo error over
     long ones). With ``progress_bar`` numpyro maps the chains itself (its bar needs
     that) and traces the sampler on every call."""
-    parallel = jax.local_device_count() >= chains > 1
-    method = "parallel" if parallel else "vectorized"
+    method, mapping = chain_mapping(chains, progress_bar)
     key = (id(problem), chains, warmup, samples, target_accept, max_tree_depth, method, progress_bar)
     cached = _SAMPLERS.get(key)
     if cached is not None and cached[0]() is problem:
@@ -100,7 +105,6 @@ def run_nuts(
     else:
         kernel = NUTS(problem.model, target_accept_prob=target_accept, max_tree_depth=max_tree_depth,
                       init_strategy=init_to_median(num_samples=15))
-        mapping = method if progress_bar else MappedOnce(parallel)
         mcmc = MCMC(kernel, num_warmup=warmup, num_samples=samples, num_chains=chains, chain_method=mapping,
                     progress_bar=progress_bar)
         while len(_SAMPLERS) >= 4:

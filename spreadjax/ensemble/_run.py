@@ -171,18 +171,15 @@ def run_ensemble(config: Any, store: Path, *, posterior: str | None = None, sche
     return RunReport(store, plan, computed, skipped)
 
 
-def _gpus() -> list:
+def default_workers() -> int:
+    """One worker per GPU when JAX sees GPUs, else one per CPU core."""
     try:
         import jax
 
-        return [d for d in jax.devices() if d.platform == "gpu"]
+        gpus = [d for d in jax.devices() if d.platform == "gpu"]
     except RuntimeError:
-        return []
-
-
-def default_workers() -> int:
-    """One worker per GPU when JAX sees GPUs, else one per CPU core."""
-    return len(_gpus()) or (os.cpu_count() or 1)
+        gpus = []
+    return len(gpus) or (os.cpu_count() or 1)
 
 
 class _client:
@@ -211,10 +208,10 @@ class _client:
             self.cluster = jobqueue_cluster(self.config)
             self.cluster.scale(jobs=c.jobs)
         self.client = Client(self.cluster)
-        if c.kind == "local" and hasattr(os, "sched_setaffinity") and not _gpus():  # workers share the cores
-            from ._pin import PinToCore
+        if c.kind == "local":
+            from ._pin import pin_workers
 
-            self.client.register_plugin(PinToCore(sorted(os.sched_getaffinity(0)), n), name="spreadjax-pin-to-core")
+            pin_workers(self.client, n)  # workers share the cores instead of contending for them
         return self.client
 
     def __exit__(self, *exc):
