@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,6 +132,27 @@ def compute_chunk(raw_json: str, where: str, store: str, plan: EnsemblePlan, i: 
     return i
 
 
+def _computed_in_process(raw_json: str, where: str, store: Path, plan: EnsemblePlan,
+                         pending: list[int]) -> Iterator[int]:
+    """Compute and write the ``pending`` chunks in this process, yielding each one written.
+
+    Chunk ``i + 1`` is launched before chunk ``i`` is brought back and written, so the device
+    computes while the host reads draws, compresses and writes (at most two chunks in flight:
+    "auto" chunks take a quarter of the free memory). An interruption loses at most the chunk
+    in flight, which is not marked done and is computed again on resume."""
+    runner = _runner(raw_json, where)
+    in_flight: tuple[int, Any] | None = None
+    for i in [*pending, None]:
+        launched = None
+        if i is not None:
+            start, stop = plan.chunk(i)
+            launched = (i, runner.launch(start, read_draws(store, start, stop), stop - start))
+        if in_flight is not None:
+            write_chunk(store, plan, in_flight[0], runner.collect(in_flight[1]))
+            yield in_flight[0]
+        in_flight = launched
+
+
 def run_ensemble(config: Any, store: Path, *, posterior: str | None = None, scheduler: str | None = None,
                  workers: int | None = None, progress: Progress | None = None) -> RunReport:
     """Run (or resume) the config's ensemble into ``store``.
@@ -148,8 +169,7 @@ def run_ensemble(config: Any, store: Path, *, posterior: str | None = None, sche
     if workers == 0 and scheduler is None:
         plan, pending, skipped = _open_or_create(config, store, *checked)
         progress(skipped, plan.n_chunks)
-        for i in pending:
-            compute_chunk(raw_json, where, str(store), plan, i)
+        for i in _computed_in_process(raw_json, where, store, plan, pending):
             mark_done(store, i)
             computed.append(i)
             progress(skipped + len(computed), plan.n_chunks)

@@ -128,6 +128,37 @@ def test_interrupted_run_resumes_without_recomputing(tmp_path, cluster, referenc
     np.testing.assert_array_equal(result(store), reference)
 
 
+def test_in_process_run_writes_each_chunk_while_the_next_computes(tmp_path, reference, monkeypatch):
+    from spreadjax.ensemble import _run
+    from spreadjax.ensemble._batch import ChunkRunner
+
+    events = []
+    launch, write = ChunkRunner.launch, _run.write_chunk
+    monkeypatch.setattr(ChunkRunner, "launch", lambda self, start, *a: events.append(("launch", start)) or launch(self, start, *a))
+    monkeypatch.setattr(_run, "write_chunk", lambda store, plan, i, r: events.append(("write", plan.chunk(i)[0])) or write(store, plan, i, r))
+    run_ensemble(config(tmp_path), tmp_path / "p.zarr", workers=0)
+    # chunk k + 1 (draws 16 k + 16) is launched before chunk k is written; then the last is written
+    assert events == [("launch", 0), ("launch", 16), ("write", 0), ("launch", 32), ("write", 16),
+                      ("launch", 48), ("write", 32), ("write", 48)]
+    np.testing.assert_array_equal(result(tmp_path / "p.zarr"), reference)
+
+
+def test_a_chunk_run_in_several_batches_equals_one_batch(tmp_path, reference, monkeypatch):
+    from spreadjax.ensemble import _batch, _run
+
+    # 30 member-sites: 5 draws of 3 scenarios x 2 sites; chunks of 16 draws -> 4 equal batches of 4
+    monkeypatch.setattr(_batch, "CPU_MEMBER_SITES_PER_BATCH", 30)
+    _run._runner.cache_clear()  # the runner is cached per config: build it with the small batches
+    try:
+        run_ensemble(config(tmp_path), tmp_path / "b.zarr", workers=0)
+        runner = _run._runner(_run._worker_json(config(tmp_path), _run.plan_for(config(tmp_path))),
+                              str(tmp_path / "ens.toml"))
+        assert runner.layout.batch == 4
+    finally:
+        _run._runner.cache_clear()
+    np.testing.assert_array_equal(result(tmp_path / "b.zarr"), reference)
+
+
 def test_store_from_another_config_is_refused(tmp_path):
     cfg = config(tmp_path, draws=8, chunk_size=8)
     run_ensemble(cfg, tmp_path / "s.zarr", workers=0)
