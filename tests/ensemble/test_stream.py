@@ -90,3 +90,19 @@ def test_design_drawn_by_chunks_equals_the_whole_design(tmp_path):
     parts = [design_values(cfg, a, b) for a, b in ((0, 16), (16, 32), (32, 45))]
     for name in whole:
         np.testing.assert_array_equal(np.concatenate([p[name] for p in parts]), whole[name])
+
+
+def test_chunks_streamed_in_several_batches_give_the_same_summaries(tmp_path, monkeypatch):
+    from spreadjax.ensemble import _batch
+
+    cfg = _config(tmp_path)
+    whole, _ = stream_summaries(cfg)
+    # 30 member-sites: 5 draws of 3 scenarios x 2 sites -> chunks of 16 draws in 4 batches of 4
+    monkeypatch.setattr(_batch, "CPU_MEMBER_SITES_PER_BATCH", 30)
+    assert _batch.ChunkRunner(cfg).layout.batch == 4
+    split, _ = stream_summaries(cfg)
+    for name, var in whole.data_vars.items():
+        if np.issubdtype(var.dtype, np.integer):
+            np.testing.assert_array_equal(split[name].values, var.values, err_msg=name)
+        else:
+            np.testing.assert_allclose(split[name].values, var.values, rtol=1e-6, atol=1e-9, err_msg=name)
