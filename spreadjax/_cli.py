@@ -451,6 +451,11 @@ def _compilation_cache() -> None:
 
 def main() -> None:
     """Entry point of the console script."""
+    import os
+
+    # This process and its local GPU workers share the GPUs: allocate GPU memory on demand instead
+    # of JAX's default of 75% of every GPU at start (a user's own setting wins).
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     _compilation_cache()
     try:
         app()

@@ -231,7 +231,7 @@ class _client:
         if c.kind == "local":
             from ._pin import pin_workers
 
-            pin_workers(self.client, n)  # workers share the cores instead of contending for them
+            pin_workers(self.client, n)  # one GPU each, or a share of the cores: no contention
         return self.client
 
     def __exit__(self, *exc):

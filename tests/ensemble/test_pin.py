@@ -1,12 +1,12 @@
 """Local workers are pinned to their share of the cores (jax 0.10's CPU runtime ignores the
-one-thread XLA flags, so unpinned workers contend for every core)."""
+one-thread XLA flags, so unpinned workers contend for every core), or to one GPU each."""
 
 import os
 from types import SimpleNamespace
 
 import pytest
 
-from spreadjax.ensemble._pin import PinToCore
+from spreadjax.ensemble._pin import PinToCore, PinToGPU, pin_workers
 from spreadjax.ensemble._run import _client
 
 from .test_run import config
@@ -35,3 +35,52 @@ def test_run_ensembles_local_workers_run_on_one_core_each(tmp_path):
         cores = client.run(lambda: sorted(os.sched_getaffinity(0)))
     assert sorted(len(c) for c in cores.values()) == [1, 1]
     assert len({tuple(c) for c in cores.values()}) == 2, cores
+
+
+def test_each_worker_gets_one_gpu_and_memory_on_demand(monkeypatch):
+    monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # restored after the test
+    plugin = PinToGPU(["2", "5"])
+    seen = []
+    for name in (0, 1, 2, "tcp://not-a-local-worker"):
+        plugin.setup(SimpleNamespace(name=name))
+        seen.append(os.environ["CUDA_VISIBLE_DEVICES"])
+    assert seen == ["2", "5", "2", "2"]  # round the GPUs; a non-local worker is left alone
+    assert os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    monkeypatch.setenv("XLA_PYTHON_CLIENT_PREALLOCATE", "true")
+    plugin.setup(SimpleNamespace(name=1))
+    assert os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == "true"  # the user's setting wins
+
+
+def test_local_workers_on_a_gpu_machine_see_one_gpu_each(tmp_path, monkeypatch):
+    import jax
+    from distributed import Client, LocalCluster
+
+    from spreadjax.ensemble._run import WORKER_ENV
+
+    # JAX here "sees" two GPUs; the workers are real processes, which only read their environment
+    monkeypatch.setattr(jax, "devices", lambda *a: [SimpleNamespace(platform="gpu")] * 2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      env=WORKER_ENV, silence_logs=50) as cluster, Client(cluster) as client:
+        assert pin_workers(client, 2)
+        seen = client.run(lambda: (os.environ.get("CUDA_VISIBLE_DEVICES"),
+                                   os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE"),
+                                   len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None))
+    assert sorted(v[0] for v in seen.values()) == ["0", "1"]
+    assert all(v[1] == "false" for v in seen.values())
+    if hasattr(os, "sched_getaffinity"):  # GPU workers keep every core (no CPU pinning)
+        assert all(v[2] == len(os.sched_getaffinity(0)) for v in seen.values())
+
+
+def test_the_command_line_leaves_gpu_memory_to_its_workers(monkeypatch, capsys):
+    import sys
+
+    from spreadjax._cli import main
+
+    monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
+    monkeypatch.setattr(sys, "argv", ["spreadjax", "--help"])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 0 and "spreadjax" in capsys.readouterr().out.lower()
+    assert os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
