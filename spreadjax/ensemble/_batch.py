@@ -24,10 +24,10 @@ import numpy as np
 
 from ._plan import chunk_size_for, scenario_table
 
-#: on CPU, members x sites simulated together inside a chunk (a member is one draw x scenario x
-#: replicate). Measured for the flagship model at 1 site, 2^18 draws on 2 cores (member-steps/s):
-#: 3.2e7 at 2^14, 3.4e7 at 2^15, 4.1-4.4e7 at 2^16, 3.1e7 at 2^17 (the state leaves the caches),
-#: and a chunk of several batches (a ``lax.map``) 10-30% below one batch of the same size.
+#: on CPU, members x sites simulated together in one call (a member is one draw x scenario x
+#: replicate). Flagship model, 1 site, 2 cores, one after another: 3.2e7 member-steps/s at 2^14,
+#: 3.4e7 at 2^15, 4.1-4.4e7 at 2^16, 3.1e7 at 2^17 (the state leaves the caches); timed A/B
+#: against the earlier ``lax.map`` over 2^14-member batches: 1.17-1.21x (benchmarks/README.md).
 #: Accelerators take each device's whole share of a chunk at once ("auto" chunks fit its memory).
 CPU_MEMBER_SITES_PER_BATCH = 65536
 

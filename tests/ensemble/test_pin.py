@@ -37,8 +37,15 @@ def test_run_ensembles_local_workers_run_on_one_core_each(tmp_path):
     assert len({tuple(c) for c in cores.values()}) == 2, cores
 
 
+def _unset(monkeypatch, name):
+    """Remove ``name`` from the environment for this test; its value is restored afterwards
+    (setting it first makes monkeypatch record it, present or not)."""
+    monkeypatch.setenv(name, "")
+    monkeypatch.delenv(name)
+
+
 def test_each_worker_gets_one_gpu_and_memory_on_demand(monkeypatch):
-    monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
+    _unset(monkeypatch, "XLA_PYTHON_CLIENT_PREALLOCATE")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # restored after the test
     plugin = PinToGPU(["2", "5"])
     seen = []
@@ -60,7 +67,7 @@ def test_local_workers_on_a_gpu_machine_see_one_gpu_each(tmp_path, monkeypatch):
 
     # JAX here "sees" two GPUs; the workers are real processes, which only read their environment
     monkeypatch.setattr(jax, "devices", lambda *a: [SimpleNamespace(platform="gpu")] * 2)
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    _unset(monkeypatch, "CUDA_VISIBLE_DEVICES")
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                       env=WORKER_ENV, silence_logs=50) as cluster, Client(cluster) as client:
         assert pin_workers(client, 2)
@@ -78,7 +85,8 @@ def test_the_command_line_leaves_gpu_memory_to_its_workers(monkeypatch, capsys):
 
     from spreadjax._cli import main
 
-    monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
+    _unset(monkeypatch, "XLA_PYTHON_CLIENT_PREALLOCATE")
+    monkeypatch.setenv("SPREADJAX_CACHE_DIR", "off")  # main() would set this process's compile cache
     monkeypatch.setattr(sys, "argv", ["spreadjax", "--help"])
     with pytest.raises(SystemExit) as exit_:
         main()
