@@ -55,6 +55,7 @@ import numpy as np
 from spreadjax import __version__ as spreadjax_version
 from spreadjax import parse_config
 from spreadjax.ensemble import open_results, run_ensemble
+from spreadjax.ensemble._batch import one_ahead
 from spreadjax.ensemble._pin import pin_workers
 from spreadjax.ensemble._plan import draw_values
 from spreadjax.ensemble._run import WORKER_ENV, _runner, compute_chunk, plan_for, prepare
@@ -185,15 +186,12 @@ class Compute:
         # as run_ensemble's in-process loop: chunk i + 1 is launched before chunk i is collected
         per_chunk = []
         with Clock() as clock:
-            t, in_flight = time.perf_counter(), None
-            for i in [*range(self.plan.n_chunks), None]:
-                launched = None if i is None else (i, self._launch(i))
-                if in_flight is not None:
-                    start, stop = self.plan.chunk(in_flight[0])
-                    self.adopted[start:stop] = self.runner.collect(in_flight[1])["adopted"]
-                    per_chunk.append(time.perf_counter() - t)
-                    t = time.perf_counter()
-                in_flight = launched
+            t = time.perf_counter()
+            for i, launched in one_ahead(range(self.plan.n_chunks), self._launch):
+                start, stop = self.plan.chunk(i)
+                self.adopted[start:stop] = self.runner.collect(launched)["adopted"]
+                per_chunk.append(time.perf_counter() - t)
+                t = time.perf_counter()
         self.warmup["compile_seconds_estimate"] = self.warmup["seconds"] - float(np.median(per_chunk))
         return row("compute", 0, self.members, clock, chunk_seconds_median=float(np.median(per_chunk)),
                    chunk_seconds_max=float(np.max(per_chunk)))

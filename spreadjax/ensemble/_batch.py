@@ -15,6 +15,7 @@ the seed are array arguments, so a config that changes only those reuses the com
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,6 +128,20 @@ class ChunkRunner:
         outs, n = launched
         got = jax.device_get(outs)
         return {k: np.concatenate([np.asarray(o[k]) for o in got])[:n] for k in got[0]}
+
+
+def one_ahead(items: Iterable[Any], launch: Callable[[Any], Any]) -> Iterator[tuple[Any, Any]]:
+    """``(item, launch(item))`` for each item, each handed out only once the next item has been
+    launched: with :meth:`ChunkRunner.launch` the device computes chunk i + 1 while the caller
+    collects and writes chunk i (at most two in flight)."""
+    in_flight = None
+    for item in items:
+        launched = (item, launch(item))
+        if in_flight is not None:
+            yield in_flight
+        in_flight = launched
+    if in_flight is not None:
+        yield in_flight
 
 
 def _members(layout: ChunkLayout, data: dict, draw_vals: dict) -> tuple[dict, dict, tuple[int, int, int]]:

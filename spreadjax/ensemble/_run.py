@@ -140,17 +140,17 @@ def _computed_in_process(raw_json: str, where: str, store: Path, plan: EnsembleP
     computes while the host reads draws, compresses and writes (at most two chunks in flight:
     "auto" chunks take a quarter of the free memory). An interruption loses at most the chunk
     in flight, which is not marked done and is computed again on resume."""
+    from ._batch import one_ahead
+
     runner = _runner(raw_json, where)
-    in_flight: tuple[int, Any] | None = None
-    for i in [*pending, None]:
-        launched = None
-        if i is not None:
-            start, stop = plan.chunk(i)
-            launched = (i, runner.launch(start, read_draws(store, start, stop), stop - start))
-        if in_flight is not None:
-            write_chunk(store, plan, in_flight[0], runner.collect(in_flight[1]))
-            yield in_flight[0]
-        in_flight = launched
+
+    def launch(i: int) -> Any:
+        start, stop = plan.chunk(i)
+        return runner.launch(start, read_draws(store, start, stop), stop - start)
+
+    for i, launched in one_ahead(pending, launch):
+        write_chunk(store, plan, i, runner.collect(launched))
+        yield i
 
 
 def run_ensemble(config: Any, store: Path, *, posterior: str | None = None, scheduler: str | None = None,
