@@ -38,6 +38,25 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(2)
 
 
+def _check_out(path: Path) -> None:
+    """Refuse an ``--out`` that is a file, lies under a file, or cannot be written, before any work
+    (writes nothing: a probe file is made and removed in the nearest existing folder)."""
+    import tempfile
+
+    if path.exists() and not path.is_dir():
+        raise InputError(f"--out {path}: exists and is not a folder; choose a folder")
+    parent = path.absolute()
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"--out {path}: {parent} is a file, not a folder; choose another --out")
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise InputError(f"--out {path}: cannot write in {parent} ({exc.strerror or exc})") from None
+
+
 @app.command()
 def check(config: ConfigArg) -> None:
     """Validate a config without running anything."""
@@ -81,6 +100,7 @@ def simulate(
     try:
         cfg = load_config(config)
         cfg.require_model("`spreadjax simulate`")
+        _check_out(out_dir)
     except InputError as exc:
         _fail(exc)
     from ._jobs import simulate_config
@@ -115,6 +135,7 @@ def calibrate(
         cfg = load_config(config)
         if cfg.calibration is None:
             raise InputError(f"{config}: has no [data] section: nothing to calibrate")
+        _check_out(out_dir)
         _chains_on_cores(cfg)
         summary, fit = _calibration_job(cfg)
     except InputError as exc:
@@ -126,7 +147,11 @@ def calibrate(
     what = (f"NUTS, {s.chains} chains x ({s.warmup} warm-up + {s.samples} draws)" if s.method == "nuts"
             else f"{s.method}, {s.svi_steps} optimisation steps")
     err.print(f"calibrating {cfg.title}: {summary}; {what}", highlight=False, markup=False)
+    from .calibrate._identity import calibration_identity
+
     attrs = {"config": str(config), "config_sha256": config_hash(cfg), "seed": s.seed}
+    if not cfg.is_hazard:
+        attrs.update(calibration_identity(cfg))
     bar = s.method == "nuts" and sys.stderr.isatty()  # numpyro's own bar needs a terminal
     with contextlib.nullcontext() if bar else err.status(f"compiling and fitting ({what})", spinner="dots"):
         result = fit(progress_bar=bar, attrs=attrs)
@@ -206,6 +231,8 @@ def ensemble(
         cfg.require_model("`spreadjax ensemble`")
         if posterior is not None and not posterior.exists():
             raise InputError(f"{posterior}: no such posterior file")
+        if not dry_run:
+            _check_out(out_dir)
         from .ensemble._run import plan_for
 
         plan = plan_for(cfg)
@@ -335,6 +362,7 @@ def run(
     try:
         cfg = load_config(path)
         cfg.require_model("`spreadjax run` (the forecasting pipeline)")
+        _check_out(out_dir)
     except InputError as exc:
         _fail(exc)
     _chains_on_cores(cfg)
@@ -461,4 +489,12 @@ def main() -> None:
         app()
     except InputError as exc:  # a last guard: bad input never shows a traceback
         err.print(_error_line(exc), highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except OSError as exc:  # a file or folder the checks could not foresee (a full disk, a lost mount)
+        where = f"{exc.filename}: " if exc.filename else ""
+        err.print(_error_line(InputError(f"{where}{exc.strerror or exc}")), highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except MemoryError:
+        err.print(_error_line(InputError("out of memory; lower the draws, replicates or outputs, or use a "
+                                         "larger machine")), highlight=False, soft_wrap=True)
         sys.exit(2)

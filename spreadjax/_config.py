@@ -84,6 +84,7 @@ class Config:
     scenarios: tuple = ()  # spreadjax.ensemble Scenario objects (a single "baseline" by default)
     ensemble: Any = None  # spreadjax.ensemble EnsembleSettings
     run: Any = None  # RunSettings for `spreadjax run`
+    data: Any = None  # calibrate DataFacts: what [data] fix (populations, times, the file's identity)
 
     @property
     def n_sites(self) -> int:
@@ -122,12 +123,16 @@ def load_config(path: str | Path) -> Config:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: no such config file")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, expected a TOML config file")
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text file") from None
+        raise ConfigError(f"{path}: not a text file (expected a TOML config)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config ({exc.strerror or exc})") from None
     return parse_config(raw, str(path))
 
 
@@ -161,10 +166,20 @@ def parse_config(raw: dict, where: str = "<config>") -> Config:
     schedules = _schedules(raw, model, n, where)
     network = _network(raw, sites, where)
     simulation = _simulation(raw, model, where)
+    _check_horizon(simulation, n, where)
     stochastic = _stochastic(raw, where)
     from .calibrate._settings import parse_calibration
 
     calibration = parse_calibration(raw, where, model, dict(parameters))
+    data = None
+    if calibration is not None:
+        from .calibrate._settings import data_facts
+
+        data = data_facts(calibration.data, sites, where)
+        parameters = _with_data_population(parameters, model, data, where)
+        _check_observed_times(data, simulation, where)
+    _require_population(parameters, model, where)
+    _check_counts(dict(parameters), model, n, where, "[parameters]", stochastic.enabled)
     from .ensemble._settings import parse_ensemble, parse_scenarios
 
     def scenario_values(params: Any, scheds: Any, label: str):
@@ -173,12 +188,79 @@ def parse_config(raw: dict, where: str = "<config>") -> Config:
                 _schedules({f"{section}.schedules": scheds}, model, n, where, f"{section}.schedules"))
 
     scenarios = parse_scenarios(raw, where, model, scenario_values)
+    for sc in scenarios:
+        changed = dict(sc.parameters)
+        if model.population in changed:
+            raise ConfigError(f"{where}: [scenarios.{sc.name}] parameters: {model.population} is fixed per site "
+                              "(by the data or [parameters]) and cannot change between scenarios")
+        _check_counts({**dict(parameters), **changed}, model, n, where, f"[scenarios.{sc.name}]", stochastic.enabled)
     known_outputs = [k for k, v in model.names.items() if v != "parameter"]
     ensemble = parse_ensemble(raw, where, model, scenarios, simulation,
                               calibration is not None and bool(calibration.priors), known_outputs)
     return Config(where, title, name, tuple(sorted(options.items())), sites, parameters, schedules,
                   network, simulation, stochastic, raw, calibration, scenarios, ensemble,
-                  _run_settings(raw, where, simulation))
+                  _run_settings(raw, where, simulation), data)
+
+
+def _with_data_population(parameters: tuple, model, data, where: str) -> tuple:
+    """``parameters`` with the population the data fix; a different one in [parameters] is refused."""
+    name = model.population
+    if name is None:
+        return parameters
+    given = dict(parameters).get(name)
+    if given is not None:
+        ours = np.broadcast_to(np.asarray(given, float), (len(data.population),))
+        if not np.array_equal(ours, np.asarray(data.population)):
+            raise ConfigError(
+                f"{where}: [parameters] {name} = {_show(given)} but the data {data.file} give "
+                f"{_show(list(data.population))}; remove {name} from [parameters] (the data fix it)")
+    return tuple((k, v) for k, v in parameters if k != name) + ((name, data.population),)
+
+
+def _show(value: Any) -> str:
+    values = value if isinstance(value, (list, tuple)) else [value]
+    text = ", ".join(f"{v:g}" for v in values)
+    return f"[{text}]" if isinstance(value, (list, tuple)) else text
+
+
+def _check_observed_times(data, simulation: SimulationConfig, where: str) -> None:
+    if data.first_time < simulation.start - 1e-9 or data.last_time > simulation.end + 1e-9:
+        raise ConfigError(
+            f"{where}: [data] observations run from year {data.first_time:g} to {data.last_time:g} but "
+            f"[simulation] covers {simulation.start:g} to {simulation.end:g}; widen [simulation] start/end")
+
+
+def _require_population(parameters: tuple, model, where: str) -> None:
+    name = model.population
+    if name is not None and name not in dict(parameters):
+        raise ConfigError(
+            f"{where}: [parameters] {name} is missing: give the number of organisations at each site "
+            f"(e.g. {name} = [40, 120]) or a [data] file with a population column")
+
+
+def _check_counts(values: dict, model, n: int, where: str, section: str, stochastic: bool) -> None:
+    """Counted starting values (``initial_*`` in the population's units) fit in the population, and
+    are whole numbers where counts are simulated (stochastic mode)."""
+    name = model.population
+    if name is None:
+        return
+    units = {p.name: p.units for p in model.parameters}
+    per_site = lambda v: np.broadcast_to(np.asarray(v, float), (n,))  # noqa: E731
+    pop = per_site(values[name])
+    counted = [k for k in values if k.startswith("initial_") and units.get(k) == units[name]]
+    for k in ([name] if stochastic else []) + (counted if stochastic else []):
+        v = per_site(values[k])
+        if np.any(v != np.round(v)):
+            i = int(np.flatnonzero(v != np.round(v))[0])
+            raise ConfigError(f"{where}: {section} {k} = {v[i]:g} at site {i + 1}: stochastic runs count "
+                              f"{units[k]}; give a whole number")
+    total = sum((per_site(values[k]) for k in counted), np.zeros(n))
+    over = np.flatnonzero(total > pop)
+    if over.size:
+        i = int(over[0])
+        parts = " + ".join(f"{k} {per_site(values[k])[i]:g}" for k in counted)
+        raise ConfigError(f"{where}: {section} at site {i + 1}: {parts} exceed(s) {name} {pop[i]:g}; "
+                          f"starting counts cannot be more than the {units[name]} there")
 
 
 @dataclass(frozen=True)
@@ -247,11 +329,14 @@ def _typed(table: dict, key: str, kind: type | tuple, where: str, section: str, 
     return value
 
 
-def _number(value: Any, where: str, label: str) -> float:
+def _number(value: Any, where: str, label: str, allow_inf: bool = False) -> float:
+    """A finite number (or +inf where ``allow_inf``, for limits whose default is "none")."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{where}: {label} = {value!r}: expected a number")
     if math.isnan(value):
         raise ConfigError(f"{where}: {label} is nan")
+    if math.isinf(value) and not (allow_inf and value > 0):
+        raise ConfigError(f"{where}: {label} = {value!r}: expected a finite number")
     return float(value)
 
 
@@ -267,8 +352,12 @@ def _sites(raw: dict, model, where: str) -> tuple[str, ...]:
     names = s.get("names")
     count = s.get("count")
     if names is not None:
-        if not isinstance(names, list) or not names or not all(isinstance(x, str) and x for x in names):
+        if not isinstance(names, list) or not names or not all(isinstance(x, str) for x in names):
             raise ConfigError(f"{where}: [sites] names must be a non-empty list of strings, got {names!r}")
+        for i, x in enumerate(names):
+            if not x.strip() or x != x.strip():
+                raise ConfigError(f"{where}: [sites] names[{i}] = {x!r}: a site name must be non-blank text "
+                                  "without leading or trailing spaces")
         if len(set(names)) != len(names):
             dup = next(x for x in names if names.count(x) > 1)
             raise ConfigError(f"{where}: [sites] names: {dup!r} appears twice")
@@ -293,15 +382,16 @@ def _parameters(raw: dict, model, n: int, where: str, section: str = "parameters
             raise ConfigError(f"{where}: [{section}] unknown parameter {key!r}{_suggest(key, list(known))}")
         p = known[key]
         label = f"[{section}] {key}"
+        unbounded = math.isinf(p.default)  # e.g. capacity: inf means "no limit"
         if isinstance(value, list):
             if len(value) != n:
                 raise ConfigError(
                     f"{where}: {label} has {len(value)} values but there are {n} sites; "
                     "give one value per site or a single number"
                 )
-            nums = tuple(_number(v, where, f"{label}[{i}]") for i, v in enumerate(value))
+            nums = tuple(_number(v, where, f"{label}[{i}]", unbounded) for i, v in enumerate(value))
         else:
-            nums = (_number(value, where, label),)
+            nums = (_number(value, where, label, unbounded),)
         for v in nums:
             if p.positive and v <= p.lower:
                 raise ConfigError(f"{where}: {label} = {v:g} must be greater than {p.lower:g} ({p.units})")
@@ -381,6 +471,8 @@ def _network(raw: dict, sites: tuple[str, ...], where: str) -> NetworkConfig | N
         rows = _edge_rows(edges, file, where)
         src, tgt, wts = [], [], []
         for label, row in rows:
+            if edges is not None:
+                _keys(row, ("source", "target", "weight"), where, f"[network] {label}")
             for end in ("source", "target"):
                 if not isinstance(row.get(end), str) or row.get(end) not in index:
                     raise ConfigError(f"{where}: [network] {label}: {end} {row.get(end)!r} is not a site; sites: {', '.join(sites)}")
@@ -406,12 +498,19 @@ def _edge_rows(edges: Any, file: Any, where: str) -> list[tuple[str, dict]]:
     path = Path(file) if Path(file).is_absolute() else Path(where).parent / file
     if not path.exists():
         raise ConfigError(f"{where}: [network] file {str(path)!r} does not exist")
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = {"source", "target"} - set(reader.fieldnames or ())
-        if missing:
-            raise ConfigError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-        return [(f"{path} row {i + 2}", _csv_weight(dict(r))) for i, r in enumerate(reader)]
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            missing = {"source", "target"} - set(reader.fieldnames or ())
+            if missing:
+                raise ConfigError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+            return [(f"{path} row {i + 2}", _csv_weight(dict(r))) for i, r in enumerate(reader)]
+    except IsADirectoryError:
+        raise ConfigError(f"{where}: [network] file {str(path)!r} is a directory, expected a CSV file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: [network] file {str(path)!r} is not UTF-8 text; save it as a CSV file") from None
+    except (OSError, csv.Error) as exc:
+        raise ConfigError(f"{where}: [network] file {str(path)!r} cannot be read ({exc})") from None
 
 
 def _csv_weight(row: dict) -> dict:
@@ -478,6 +577,19 @@ def _simulation(raw: dict, model, where: str) -> SimulationConfig:
         except ValueError:
             raise ConfigError(f"{where}: [simulation] start_date = {start_date!r}: expected a date like 2024-04-01") from None
     return SimulationConfig(start, end, dt, every, solver, rtol, atol, dtype, tuple(outputs), start_date)
+
+
+def _check_horizon(s: SimulationConfig, n_sites: int, where: str) -> None:
+    """Refuse a time axis no run could hold or finish, before its arrays are built."""
+    from ._limits import require_memory, require_steps
+
+    span = s.end - s.start
+    require_steps(span / s.dt, f"{where}: [simulation] {span:g} years in steps of {s.dt:g}",
+                  "use a larger dt (fewer steps_per_year) or a shorter horizon")
+    n_times = round(span / s.output_every) + 1
+    one_run = n_times * n_sites * len(s.outputs) * np.dtype(s.dtype).itemsize
+    require_memory(3 * one_run, f"{where}: [simulation] {n_times:,} output times x {n_sites} site(s) x "
+                   f"{len(s.outputs)} output(s) (one run)", "save fewer outputs_per_year")
 
 
 def _step(s: dict, key: str, per_year_key: str, where: str, default: float) -> float:

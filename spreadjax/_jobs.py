@@ -95,6 +95,14 @@ def simulate_config(config: Config):
     """
     import jax
 
+    from ._limits import require_memory
+
+    members = config.stochastic.replicates if config.stochastic.enabled else 1
+    s = config.simulation
+    per_member = config.n_sites * np.dtype(s.dtype).itemsize * (3 * len(s.times) * len(s.outputs) + 64)
+    require_memory(members * per_member, f"{config.path}: simulating {members:,} replicate(s) x {len(s.times):,} "
+                   f"times x {config.n_sites} site(s) x {len(s.outputs)} output(s)",
+                   "lower [stochastic] replicates or save fewer outputs")
     sim, params, network = build_simulation(config)
     batch_dims: tuple[str, ...] = ()
     if config.stochastic.enabled:

@@ -15,7 +15,6 @@ is already there, so a run that stops resumes where it stopped:
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 from collections.abc import Callable
 from importlib import resources
@@ -44,6 +43,11 @@ def run_pipeline(config: Any, out_dir: Path, *, say: Say = print, progress_bar: 
         raise InputError(f"{config.path}: `spreadjax run` needs [data] and [priors] to calibrate")
     if not config.scenarios:
         raise InputError(f"{config.path}: no scenarios to compare")
+    from .ensemble._plan import check_plan_fits
+    from .ensemble._run import check_workers, plan_for
+
+    check_workers(config, workers)  # sizes and worker counts are refused before the long calibration
+    check_plan_fits(config, plan_for(config), out_dir)
     store = out_dir / "ensemble.zarr"
     if store.exists():  # refuse a corrupt store before the long calibration, not after
         from .ensemble._store import read_store_state
@@ -56,7 +60,7 @@ def run_pipeline(config: Any, out_dir: Path, *, say: Say = print, progress_bar: 
     sha = config_hash(config)
     posterior = out_dir / "posterior.nc"
     say(f"[1/5] calibrating on the data up to {_until_text(config)}")
-    if _matches(posterior, sha, config.run.fit_until if config.run else None):
+    if _matches(config, posterior, sha, config.run.fit_until if config.run else None):
         say(f"      {posterior} is already there for this config: kept")
     else:
         _calibrate(config, out_dir, sha, progress_bar, say)
@@ -87,14 +91,17 @@ def _until_text(config: Any) -> str:
     return "the end" if until is None else f"{until:g} years (then forecast the rest)"
 
 
-def _matches(posterior: Path, sha: str, fit_until: float | None) -> bool:
-    """Whether ``posterior`` was written by this config with the same data split."""
+def _matches(config: Any, posterior: Path, sha: str, fit_until: float | None) -> bool:
+    """Whether ``posterior`` was written by this config, on the same data, with the same split."""
     if not posterior.exists():
         return False
     try:
+        from .calibrate._identity import check_posterior
         from .calibrate._run import read_posterior
 
-        attrs = read_posterior(posterior)["posterior"].attrs
+        groups = read_posterior(posterior)
+        check_posterior(groups, config, posterior)
+        attrs = groups["posterior"].attrs
     except InputError:
         return False
     return attrs.get("config_sha256") == sha and float(attrs.get("fit_until", -1.0)) == (
@@ -102,6 +109,7 @@ def _matches(posterior: Path, sha: str, fit_until: float | None) -> bool:
 
 
 def _calibrate(config: Any, out_dir: Path, sha: str, progress_bar: bool, say: Say) -> None:
+    from .calibrate._identity import calibration_identity
     from .calibrate._run import build_problem, calibrate, write_posterior
     from .report._calibration_figures import plot_calibration
 
@@ -109,7 +117,7 @@ def _calibrate(config: Any, out_dir: Path, sha: str, progress_bar: bool, say: Sa
     problem = build_problem(config, fit_until=until)
     s = config.calibration.settings
     attrs = {"config": str(config.path), "config_sha256": sha, "seed": s.seed,
-             "fit_until": -1.0 if until is None else float(until)}
+             "fit_until": -1.0 if until is None else float(until), **calibration_identity(config)}
     result = calibrate(problem, s, progress_bar=progress_bar, attrs=attrs)
     table = result.table()
     flags = "\n".join(f"- {f}" for f in result.flags) or "- all diagnostics pass"
@@ -181,17 +189,12 @@ def _provenance(config: Any, out_dir: Path, sha: str, started: str) -> None:
         except PackageNotFoundError:
             versions[pkg] = "not installed"
     path = Path(config.path)
-    data = config.calibration.data.counts
-    data_file = Path(data) if Path(data).exists() else None
-    if data_file is None:
-        from .calibrate._data import medical_innovation_path
-
-        data_file = medical_innovation_path("adoption_by_month.csv")
     model = config.build_model()
     doc = {
         "title": config.title, "config_path": str(path), "config_sha256": sha,
         "config_text": path.read_text() if path.exists() else json.dumps(config.raw, indent=1, default=str),
-        "data_files": {data_file.name: hashlib.sha256(data_file.read_bytes()).hexdigest()},
+        "data_files": {Path(config.data.file).name: config.data.sha256},
+        "population": dict(zip(config.sites, dict(config.parameters)[model.population])),
         "seed": {"calibration": config.calibration.settings.seed, "ensemble": config.ensemble.seed},
         "versions": versions, "devices": [f"{d.platform}:{d.id} {getattr(d, 'device_kind', '')}".strip()
                                           for d in jax.devices()],

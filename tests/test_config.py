@@ -13,6 +13,7 @@ from spreadjax import ConfigError, load_config, simulate_config
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 MODEL = '[model]\nname = "four_stage"\n'
+POP = "[parameters]\npopulation = 50\n"  # every stock-and-flow config must say how many organisations
 
 
 def write(tmp_path, text, name="cfg.toml"):
@@ -236,7 +237,7 @@ def test_site_count_inferred_from_lists(tmp_path):
 
 
 def test_steps_and_outputs_per_year(tmp_path):
-    cfg = load_config(write(tmp_path, MODEL + "[simulation]\nend = 2.0\nsteps_per_year = 48\noutputs_per_year = 12\n"))
+    cfg = load_config(write(tmp_path, MODEL + POP + "[simulation]\nend = 2.0\nsteps_per_year = 48\noutputs_per_year = 12\n"))
     assert cfg.simulation.dt == 1 / 48
     assert cfg.simulation.output_every == 1 / 12
     np.testing.assert_allclose(cfg.simulation.times, np.arange(25) / 12)
@@ -244,7 +245,7 @@ def test_steps_and_outputs_per_year(tmp_path):
 
 def test_default_simulation_is_consistent(tmp_path):
     # the defaults (dt = 1/52, outputs about monthly) must themselves pass validation
-    sim = load_config(write(tmp_path, MODEL)).simulation
+    sim = load_config(write(tmp_path, MODEL + POP)).simulation
     assert sim.dt == 1 / 52
     steps = sim.output_every / sim.dt
     assert steps == pytest.approx(round(steps)) and round(steps) >= 1
@@ -282,14 +283,14 @@ def test_sites_count_start_date_and_dataset(tmp_path):
 
 
 def test_start_date_datetime_literal(tmp_path):
-    cfg = load_config(write(tmp_path, MODEL + "[simulation]\nstart_date = 2024-04-01T09:30:00\n"))
+    cfg = load_config(write(tmp_path, MODEL + POP + "[simulation]\nstart_date = 2024-04-01T09:30:00\n"))
     assert cfg.simulation.start_date == "2024-04-01"
     assert dt.date.fromisoformat(cfg.simulation.start_date) == dt.date(2024, 4, 1)
 
 
 def test_edges_from_csv_file(tmp_path):
     (tmp_path / "edges.csv").write_text("source,target,weight\na,b,0.5\nb,a,1\n")
-    cfg = load_config(write(tmp_path, MODEL + """
+    cfg = load_config(write(tmp_path, MODEL + POP + """
         [sites]
         names = ["a", "b"]
         [network]

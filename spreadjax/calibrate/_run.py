@@ -69,6 +69,7 @@ def calibrate(problem: CalibrationProblem, settings: Any, progress_bar: bool = F
               attrs: Mapping[str, Any] | None = None) -> CalibrationResult:
     """Fit ``problem`` with ``settings`` (a CalibrationSettings) and assemble the results."""
     s = settings
+    check_fit_fits(problem, s)
     if s.method == "nuts":
         fit = run_nuts(problem, chains=s.chains, warmup=s.warmup, samples=s.samples, seed=s.seed,
                        target_accept=s.target_accept, max_tree_depth=s.max_tree_depth, progress_bar=progress_bar)
@@ -84,6 +85,19 @@ def calibrate(problem: CalibrationProblem, settings: Any, progress_bar: bool = F
         f"{fit.method} is an approximation: no convergence diagnostics; use method = \"nuts\" for final results"
     ]
     return CalibrationResult(groups, summary, flags, fit)
+
+
+def check_fit_fits(problem: CalibrationProblem, s: Any) -> None:
+    """Refuse a fit whose draws cannot fit in memory, before sampling: every kept draw holds the
+    parameters (with their site offsets) and three ``(time, site)`` series (expected adopters and
+    the predictive counts), float64, held about three times over (device, host, netCDF groups)."""
+    from .._limits import require_memory
+
+    n_sites, n_times = problem.n_sites, len(problem.data.times)
+    per_draw = 8 * (3 * len(problem.priors) * n_sites + 3 * n_times * n_sites + 8)
+    kept = (s.chains * s.samples if s.method == "nuts" else s.draws) + s.prior_draws
+    require_memory(3 * kept * per_draw, f"calibration ({kept:,} kept draws x {n_times:,} times x {n_sites} site(s))",
+                   "lower [calibration] samples, draws or prior_draws")
 
 
 def _parameter_names(problem: CalibrationProblem) -> list[str]:
@@ -180,12 +194,14 @@ def read_posterior(path: str | Path) -> dict[str, xr.Dataset]:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such posterior file; run `spreadjax calibrate` first")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected a posterior.nc file")
     try:
-        tree = xr.open_datatree(path, engine="h5netcdf")
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable posterior file ({exc})") from None
-    with tree:
-        groups = {name: tree[name].to_dataset().load() for name in tree.children}
+        with xr.open_datatree(path, engine="h5netcdf") as tree:
+            groups = {name: tree[name].to_dataset().load() for name in tree.children}
+    except Exception as exc:  # noqa: BLE001 - h5py/h5netcdf raise many types for a damaged file
+        raise InputError(f"{path}: not a readable posterior file ({type(exc).__name__}: {exc}); "
+                         "calibrate again or choose the right file") from None
     if "posterior" not in groups:
         raise InputError(f"{path}: has no 'posterior' group; groups: {', '.join(groups) or 'none'}")
     return groups

@@ -70,6 +70,47 @@ def load_count_data(data: DataSettings, sites: tuple[str, ...] | None = None):
     return load_counts(data.counts, sites=list(sites) if sites else None, time_unit=data.time_unit)
 
 
+@dataclass(frozen=True)
+class DataFacts:
+    """What the count data fix for every run made from a config: ``population`` per site (people or
+    organisations, in the config's site order), the observed times' range (years) and the data
+    file with its SHA-256 (the data's identity in posteriors, stores and provenance)."""
+
+    population: tuple[float, ...]
+    first_time: float
+    last_time: float
+    file: str
+    sha256: str
+
+
+def data_file(data: DataSettings) -> Path:
+    """The file behind ``[data] counts`` (a bundled data set's own CSV)."""
+    if data.counts == "medical_innovation":
+        from ._data import medical_innovation_path
+
+        return medical_innovation_path("adoption_by_month.csv")
+    return Path(data.counts)
+
+
+def data_facts(data: DataSettings, sites: tuple[str, ...], where: str) -> DataFacts:
+    """Read ``[data]`` once and check its sites are the config's; raises one-line errors naming both."""
+    import hashlib
+
+    import numpy as np
+
+    ds = load_count_data(data, sites)  # a CSV's unknown site is reported at its row
+    found = [str(x) for x in ds["site"].values]
+    if sorted(found) != sorted(sites):
+        file = ds.attrs.get("file", data.counts)
+        raise ConfigError(f"{where}: [sites] names {list(sites)} do not match the sites of the data {file} "
+                          f"{found}; use the data's site names")
+    ds = ds.sel(site=list(sites))
+    times = np.asarray(ds["time"].values, dtype=float)
+    path = data_file(data)
+    return DataFacts(tuple(float(x) for x in ds["population"].values), float(times.min()), float(times.max()),
+                     str(path), hashlib.sha256(path.read_bytes()).hexdigest())
+
+
 # -- sections -------------------------------------------------------------------------------
 def _table(raw: dict, key: str, where: str) -> dict:
     value = raw.get(key, {})
@@ -159,5 +200,6 @@ def _settings(table: dict, where: str) -> CalibrationSettings:
     return s
 
 
-__all__ = ["Calibration", "CalibrationSettings", "DataError", "DataSettings", "load_count_data",
+__all__ = ["Calibration", "CalibrationSettings", "DataError", "DataFacts", "DataSettings", "data_facts",
+           "data_file", "load_count_data",
            "parse_calibration"]

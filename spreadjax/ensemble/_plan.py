@@ -69,13 +69,50 @@ def chunk_size_for(config: Any, free_bytes: int | None = None, store_chunk: int 
     import numpy as np
 
     free = free_memory_bytes() if free_bytes is None else free_bytes
+    fit = max(1, free // 4 // max(_bytes_per_draw(config)[1], 1))
+    size = 1 << int(np.floor(np.log2(fit)))
+    return int(min(max(size, 256), 2**20, max(s.draws, 1)))
+
+
+def _bytes_per_draw(config: Any) -> tuple[int, int]:
+    """``(stored, in memory)`` bytes of one draw: its outputs over every scenario and replicate, and
+    while computed, those outputs, their host copy and the working state."""
+    s = config.ensemble
     per_member = np.dtype(config.simulation.dtype).itemsize * config.n_sites
     outputs = len(s.outputs) * len(config.simulation.times) * per_member
     state = 64 * per_member  # stocks, delay stages and RK4 stages: a generous bound
-    per_draw = len(config.scenarios) * s.replicates * (2 * outputs + state)  # result + its host copy
-    fit = max(1, free // 4 // max(per_draw, 1))
-    size = 1 << int(np.floor(np.log2(fit)))
-    return int(min(max(size, 256), 2**20, max(s.draws, 1)))
+    runs = len(config.scenarios) * s.replicates
+    return runs * outputs, runs * (2 * outputs + state)
+
+
+def plan_sizes(config: Any, plan: EnsemblePlan) -> dict[str, int]:
+    """Estimated bytes of a plan: ``store`` (every output, uncompressed), ``chunk`` (one chunk being
+    computed) and ``draws`` (the varied parameter values, ``(draw, site)`` float64 each)."""
+    stored, computing = _bytes_per_draw(config)
+    s = config.ensemble
+    varied = len(s.design) if s.source == "design" else (
+        len(config.calibration.priors) if s.source in ("prior", "posterior") and config.calibration else 0)
+    return {"store": plan.n_draws * stored, "chunk": plan.chunk_size * computing,
+            "draws": 2 * plan.n_draws * config.n_sites * varied * 8}
+
+
+def check_plan_fits(config: Any, plan: EnsemblePlan, out_dir: Any = None, all_draws: bool = True) -> None:
+    """Refuse a plan whose chunk and draws (all of them, or one chunk's when not ``all_draws``) cannot
+    fit in memory, or whose store (when ``out_dir`` is given) cannot fit on the disk there; called
+    before any draw is made or file written."""
+    from .._limits import require_disk, require_memory
+
+    sizes = plan_sizes(config, plan)
+    if not all_draws:
+        sizes["draws"] = sizes["draws"] * plan.chunk_size // max(plan.n_draws, 1)
+    what = (f"{config.path}: the ensemble ({plan.n_draws:,} draws x {len(plan.scenarios)} scenario(s) x "
+            f"{plan.n_replicates:,} replicate(s) x {len(config.simulation.times):,} times x {config.n_sites} "
+            f"site(s), chunks of {plan.chunk_size:,} draws)")
+    require_memory(sizes["chunk"] + sizes["draws"], what,
+                   "lower [ensemble] draws, replicates or chunk_size (or chunk_size = \"auto\")")
+    if out_dir is not None:
+        require_disk(sizes["store"], out_dir, what,
+                     "lower [ensemble] draws or replicates, save fewer outputs, or use --summaries-only")
 
 
 def draw_values(config: Any, posterior: str | None = None) -> dict[str, np.ndarray]:
@@ -134,6 +171,7 @@ def _prior_draws(config: Any, n: int) -> dict[str, np.ndarray]:
 
 
 def _posterior_draws(config: Any, path: str | None, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    from ..calibrate._identity import check_posterior
     from ..calibrate._run import read_posterior
 
     if path is None:
@@ -141,7 +179,9 @@ def _posterior_draws(config: Any, path: str | None, rng: np.random.Generator) ->
             f"{config.path}: [ensemble] source = \"posterior\" needs a posterior file: pass --posterior "
             "FILE or set [ensemble] posterior = \"...\" (run `spreadjax calibrate` to make one)"
         )
-    posterior = read_posterior(path)["posterior"]
+    groups = read_posterior(path)
+    check_posterior(groups, config, path)  # the same model, sites, populations and data, or refused
+    posterior = groups["posterior"]
     names = [p.name for p in config.calibration.priors] if config.calibration else []
     model_params = {p.name for p in config.build_model().parameters}
     names = names or [v for v in posterior.data_vars if v in model_params]

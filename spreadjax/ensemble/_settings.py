@@ -182,6 +182,9 @@ def _targets(targets: Any, where: str, start_date: str | None) -> tuple[Target, 
         label = f"[ensemble] targets[{i}]"
         if not isinstance(t, dict) or "fraction" not in t or ("by" in t) == ("date" in t):
             raise ConfigError(f"{where}: {label} needs fraction and one of by (years) or date")
+        for key in t:
+            if key not in ("fraction", "by", "date"):
+                raise ConfigError(f"{where}: {label} unknown key {key!r}; allowed: fraction, by, date")
         frac = t["fraction"]
         if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 < frac <= 1:
             raise ConfigError(f"{where}: {label} fraction = {frac!r}: expected a number in (0, 1]")

@@ -162,10 +162,11 @@ def stream_summaries(config: Any, posterior: str | None = None, *, bins: int = B
                      progress: Callable[[int, int], None] | None = None) -> tuple[xr.Dataset, dict]:
     """Summaries of the config's ensemble without storing it: ``(summary Dataset, JSON dict)``
     shaped as :func:`summarize_ensemble`'s (histogram quantiles, see the module docstring)."""
-    from ._plan import design_values, draw_values
+    from ._plan import check_plan_fits, design_values, draw_values
     from ._run import plan_for
 
     plan = plan_for(config)
+    check_plan_fits(config, plan, all_draws=config.ensemble.source != "design")
     runner = ChunkRunner(config)
     s = config.ensemble
     output, population = fraction_source(config.build_model())
