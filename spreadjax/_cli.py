@@ -204,7 +204,10 @@ def _calibration_job(cfg):
     from .calibrate._run import build_problem
     from .calibrate._run import calibrate as run_calibration
 
+    from .calibrate._run import check_fit_fits
+
     problem = build_problem(cfg)
+    check_fit_fits(problem, cfg.calibration.settings)  # before anything is printed or sampled
     summary = f"{len(problem.priors)} free parameter(s), {problem.data.new.size} observations"
     return summary, partial(run_calibration, problem, cfg.calibration.settings)
 
@@ -370,20 +373,24 @@ def run(
 
     started = time.perf_counter()
     out.print(f"spreadjax run: {cfg.title}", highlight=False, markup=False)
+    bar = Progress("  chunks", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True)
+    task = bar.add_task("chunks", total=None, visible=False)
+
+    def chunk_progress(done: int, total: int) -> None:
+        bar.start()  # from the first chunk on: an input refused earlier leaves one clean line
+        bar.update(task, completed=done, total=total, visible=True)
+
+    def say(text: str) -> None:
+        bar.update(task, visible=False)
+        out.print(text, highlight=False, markup=False)
+
     try:
-        with Progress("  chunks", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
-                      transient=True) as bar:
-            task = bar.add_task("chunks", total=None, visible=False)
-
-            def chunk_progress(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total, visible=True)
-
-            def say(text: str) -> None:
-                bar.update(task, visible=False)
-                out.print(text, highlight=False, markup=False)
-
+        try:
             report = run_pipeline(cfg, out_dir, say=say, progress_bar=False, workers=workers,
                                   chunk_progress=chunk_progress)
+        finally:
+            if bar.live.is_started:
+                bar.stop()
     except InputError as exc:
         _fail(exc)
     except KeyboardInterrupt:

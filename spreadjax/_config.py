@@ -245,9 +245,10 @@ def _check_counts(values: dict, model, n: int, where: str, section: str, stochas
     if name is None:
         return
     units = {p.name: p.units for p in model.parameters}
+    counted = [p.name for p in model.parameters if p.name.startswith("initial_") and p.units == units[name]]
+    values = {**{p.name: p.default for p in model.parameters if p.name in counted}, **values}
     per_site = lambda v: np.broadcast_to(np.asarray(v, float), (n,))  # noqa: E731
     pop = per_site(values[name])
-    counted = [k for k in values if k.startswith("initial_") and units.get(k) == units[name]]
     for k in ([name] if stochastic else []) + (counted if stochastic else []):
         v = per_site(values[k])
         if np.any(v != np.round(v)):

@@ -33,6 +33,9 @@ def identity(config: Any, draw_vals: dict[str, np.ndarray]) -> str:
     raw.get("ensemble", {}).pop("workers", None)
     raw.get("ensemble", {}).pop("cluster", None)
     h = hashlib.sha256(json.dumps(raw, sort_keys=True).encode())
+    h.update(repr(config.parameters).encode())  # with the populations the data fix
+    if config.data is not None:
+        h.update(config.data.sha256.encode())
     for name in sorted(draw_vals):
         h.update(name.encode())
         h.update(np.ascontiguousarray(draw_vals[name], dtype=np.float64).tobytes())

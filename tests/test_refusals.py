@@ -1,0 +1,296 @@
+"""What spreadjax refuses: a table of bad inputs across every subcommand.
+
+Each case must exit with code 2 and print exactly one line, ``error: ...``, naming the file, key,
+row or value (the expected text), with no traceback, and leave nothing behind: the folder the
+case works in holds the same files, byte for byte, before and after. Values are ones users
+really have (populations of 7 and 900, two sites with real names), not only the defaults.
+docs/refusals.md lists the same rules in words.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from typer.testing import CliRunner
+
+from spreadjax._cli import app
+
+runner = CliRunner()
+
+COUNTS = """site,time,population,adopters
+Ashford,0.25,7,1
+Ashford,0.5,7,2
+Ashford,0.75,7,4
+Ashford,1.0,7,5
+Leeds,0.25,900,20
+Leeds,0.5,900,70
+Leeds,0.75,900,180
+Leeds,1.0,900,330
+"""
+
+
+def model_toml(parameters: str = "population = [7, 900]\ninitial_adopters = [1, 3]", simulation: str = "",
+               extra: str = "", sites: str = '["Ashford", "Leeds"]') -> str:
+    """A fast two-site design ensemble (12 steps a year, 1 year)."""
+    return textwrap.dedent("""
+        title = "refusals"
+        [model]
+        name = "four_stage"
+        [sites]
+        names = {sites}
+        [parameters]
+        {parameters}
+        [simulation]
+        end = 1.0
+        steps_per_year = 12
+        outputs_per_year = 4
+        {simulation}
+        """).format(sites=sites, parameters=parameters, simulation=simulation) + textwrap.dedent(extra)
+
+
+ENSEMBLE = """
+[ensemble]
+source = "design"
+design = { q = [0.2, 1.2] }
+draws = 4
+chunk_size = 2
+"""
+
+
+def calibration_toml(data: str = "counts.csv", parameters: str = "initial_adopters = 0.0", simulation: str = "",
+                     extra: str = "") -> str:
+    """Fits q to the counts above (the population comes from the data)."""
+    return model_toml(parameters, simulation, f"""
+        [data]
+        counts = "{data}"
+        [priors.q]
+        dist = "LogNormal"
+        loc = -0.5
+        scale = 1.0
+        [calibration]
+        chains = 1
+        warmup = 20
+        samples = 10
+        {extra}
+        """)
+
+
+def fake_posterior(path: Path, sites=("Ashford", "Leeds"), population=(7.0, 900.0)) -> Path:
+    """A posterior.nc shaped like calibrate's, recording other sites or populations."""
+    from spreadjax.calibrate._run import write_posterior
+
+    post = xr.Dataset({"q": (("chain", "draw"), np.full((1, 5), 0.4))},
+                      coords={"chain": [0], "draw": np.arange(5)}, attrs={"calibrated_model": "x"})
+    obs = xr.Dataset({"population": (("site",), np.asarray(population))}, coords={"site": list(sites)})
+    return write_posterior({"posterior": post, "observed_data": obs}, path)
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else b"<dir>" for p in sorted(folder.rglob("*"))}
+
+
+def cfg(tmp: Path, text: str, name: str = "cfg.toml") -> Path:
+    (tmp / "counts.csv").write_text(COUNTS)
+    (tmp / name).write_text(text)
+    return tmp / name
+
+
+# Each case: (make(tmp) -> argv, text the one line must contain). ``tmp`` holds counts.csv.
+CASES = {
+    # -- the config file itself
+    "config-missing": (lambda t: ["check", t / "nope.toml"], "nope.toml: no such config file"),
+    "config-is-directory": (lambda t: ["check", t], "is a directory, expected a TOML config file"),
+    "config-binary": (lambda t: ["check", _bytes(t / "c.toml", b"\x89PNG\r\n\x1a\n\x00\xff\xfe" * 40)],
+                      "c.toml: not a text file"),
+    "config-not-toml": (lambda t: ["check", cfg(t, "[model\nname = 1\n")], "not valid TOML"),
+    "unknown-section": (lambda t: ["check", cfg(t, model_toml(extra="[simulaton]\nend = 2.0\n"))],
+                        "unknown key 'simulaton'"),
+    "unknown-key-simulation": (lambda t: ["check", cfg(t, model_toml(simulation="solvr = \"rk4\""))],
+                               "[simulation] unknown key 'solvr'"),
+    "unknown-key-inline-edge": (
+        lambda t: ["check", cfg(t, model_toml(extra='[network]\nkind = "edges"\n'
+                                              'edges = [{ source = "Ashford", target = "Leeds", wieght = 2.0 }]\n'))],
+        "[network] edges[0] unknown key 'wieght'; did you mean 'weight'?"),
+    "unknown-key-inline-target": (
+        lambda t: ["check", cfg(t, model_toml(extra=ENSEMBLE + "targets = [{ fraction = 0.5, by = 1.0, lable = 'x' }]\n"))],
+        "[ensemble] targets[0] unknown key 'lable'"),
+    "unknown-key-scenario": (lambda t: ["check", cfg(t, model_toml(extra="[scenarios.a]\ndescrption = 'x'\n"))],
+                             "[scenarios.a] unknown key 'descrption'"),
+    "unknown-key-prior": (lambda t: ["check", cfg(t, calibration_toml().replace("scale = 1.0", "scale = 1.0\nsacle = 2"))],
+                          "[priors.q] unknown key 'sacle'"),
+    "unknown-model-option": (lambda t: ["check", cfg(t, model_toml(extra="[model.options]\nawareness = false\n"))],
+                             "has no option 'awareness'"),
+    "unknown-parameter": (lambda t: ["check", cfg(t, model_toml("population = [7, 900]\npeer_influenze = 2.0"))],
+                          "unknown parameter 'peer_influenze'"),
+    # -- values outside their physical range
+    "infinite-rate": (lambda t: ["check", cfg(t, model_toml("population = [7, 900]\nq = inf"))],
+                      "[parameters] q = inf: expected a finite number"),
+    "nan-rate": (lambda t: ["check", cfg(t, model_toml("population = [7, 900]\np = nan"))], "[parameters] p is nan"),
+    "negative-rate": (lambda t: ["check", cfg(t, model_toml("population = [7, 900]\nq = -0.3"))],
+                      "[parameters] q = -0.3 is negative"),
+    "share-above-one": (lambda t: ["check", cfg(t, model_toml("population = [7, 900]\nreach = 1.5"))],
+                        "[parameters] reach = 1.5 is out of range"),
+    "share-in-schedule": (
+        lambda t: ["check", cfg(t, model_toml(extra="[schedules.programme]\ntimes = [0.0]\nvalues = [1.2]\n"))],
+        "[schedules.programme] values[0] = 1.2 is out of range [0, 1]"),
+    "adopters-above-population": (lambda t: ["check", cfg(t, model_toml("population = [7, 900]\ninitial_adopters = [8, 3]"))],
+                                  "at site 1: initial_adopters 8 + initial_aware 0 exceed(s) population 7"),
+    "aware-and-adopters-above-population": (
+        lambda t: ["check", cfg(t, model_toml("population = [7, 900]\ninitial_adopters = [4, 3]\ninitial_aware = 4"))],
+        "initial_adopters 4 + initial_aware 4 exceed(s) population 7"),
+    "scenario-adopters-above-population": (
+        lambda t: ["check", cfg(t, model_toml(extra="[scenarios.a]\nparameters = { initial_adopters = 901 }\n"))],
+        "[scenarios.a] at site 1"),
+    "scenario-changes-population": (
+        lambda t: ["check", cfg(t, model_toml(extra="[scenarios.a]\nparameters = { population = 50 }\n"))],
+        "[scenarios.a] parameters: population is fixed per site"),
+    "no-population": (lambda t: ["check", cfg(t, model_toml("q = 0.5"))], "[parameters] population is missing"),
+    "fractional-population-stochastic": (
+        lambda t: ["check", cfg(t, model_toml("population = [7.5, 900]", extra="[stochastic]\nenabled = true\n"))],
+        "population = 7.5 at site 1: stochastic runs count organisations"),
+    "blank-site-name": (lambda t: ["check", cfg(t, model_toml(sites='["Ashford", "  "]'))],
+                        "[sites] names[1] = '  ': a site name must be non-blank"),
+    "duplicate-site": (lambda t: ["check", cfg(t, model_toml(sites='["Leeds", "Leeds"]'))], "'Leeds' appears twice"),
+    "per-site-list-length": (lambda t: ["check", cfg(t, model_toml("population = [7, 900, 40]"))],
+                             "[parameters] population has 3 values but there are 2 sites"),
+    "target-fraction": (lambda t: ["check", cfg(t, model_toml(extra=ENSEMBLE + "targets = [{ fraction = 1.5, by = 1.0 }]\n"))],
+                        "fraction = 1.5: expected a number in (0, 1]"),
+    "chunk-size-zero": (lambda t: ["check", cfg(t, model_toml(extra=ENSEMBLE.replace("chunk_size = 2", "chunk_size = 0")))],
+                        "[ensemble] chunk_size = 0"),
+    # -- side files: network and data
+    "network-file-missing": (lambda t: ["check", cfg(t, model_toml(extra='[network]\nkind = "edges"\nfile = "e.csv"\n'))],
+                             "[network] file"),
+    "network-file-directory": (
+        lambda t: ["check", cfg(t, model_toml(extra='[network]\nkind = "edges"\nfile = "sub"\n'), "c.toml")
+                   if (t / "sub").mkdir() is None else None], "is a directory, expected a CSV file"),
+    "network-file-binary": (
+        lambda t: ["check", cfg(t, model_toml(extra='[network]\nkind = "edges"\nfile = "e.csv"\n'))
+                   if _bytes(t / "e.csv", b"\xff\xfe\x00\x81" * 50) else None], "is not UTF-8 text"),
+    "data-file-directory": (lambda t: ["check", cfg(t, calibration_toml(data="sub"))] if (t / "sub").mkdir() is None
+                            else None, "is a directory, expected a CSV file"),
+    "data-file-binary": (lambda t: ["check", cfg(t, calibration_toml(data="d.csv"))]
+                         if _bytes(t / "d.csv", b"\x00\xff\x81\x90" * 64) else None, "not UTF-8 text"),
+    "data-count-above-population": (
+        lambda t: ["check", cfg(t, calibration_toml(data="d.csv"))]
+        if (t / "d.csv").write_text(COUNTS.replace("Ashford,1.0,7,5", "Ashford,1.0,7,9")) else None,
+        "value '9': adopters above the population 7"),
+    "data-sites-differ": (lambda t: ["check", cfg(t, calibration_toml().replace('["Ashford", "Leeds"]', '["Ashford", "York"]'))],
+                          "unknown site 'Leeds'"),
+    "data-beyond-horizon": (lambda t: ["check", cfg(t, calibration_toml(simulation="").replace("end = 1.0", "end = 0.5"))],
+                            "[data] observations run from year 0.25 to 1 but [simulation] covers 0 to 0.5"),
+    "population-disagrees-with-data": (
+        lambda t: ["check", cfg(t, calibration_toml(parameters="initial_adopters = 0.0\npopulation = [7, 100]"))],
+        "[parameters] population = [7, 100] but the data"),
+    # -- sizes refused before anything is allocated
+    "outputs-per-year-huge": (lambda t: ["check", cfg(t, model_toml(simulation="").replace(
+        "outputs_per_year = 4", "outputs_per_year = 1000000000").replace("steps_per_year = 12", "steps_per_year = 1000000000"))],
+        "output times"),
+    "steps-too-many": (lambda t: ["check", cfg(t, model_toml().replace("end = 1.0", "end = 100000.0").replace(
+        "steps_per_year = 12", "steps_per_year = 100000"))], "solver steps per run"),
+    "simulate-replicates-huge": (
+        lambda t: ["simulate", cfg(t, model_toml(extra="[stochastic]\nenabled = true\nreplicates = 1000000000000\n")),
+                   "--out", t / "out"], "simulating 1,000,000,000,000 replicate(s)"),
+    "ensemble-replicates-huge": (
+        lambda t: ["ensemble", cfg(t, model_toml(extra=ENSEMBLE + "replicates = 1000000000000\n")), "--out", t / "out",
+                   "--workers", "0"], "of memory"),
+    "ensemble-draws-huge-store": (
+        lambda t: ["ensemble", cfg(t, model_toml(extra=ENSEMBLE.replace("draws = 4", "draws = 100000000000000"))),
+                   "--out", t / "out", "--workers", "0"], "the ensemble (100,000,000,000,000 draws"),
+    "ensemble-store-too-big-for-disk": (
+        lambda t: ["ensemble", cfg(t, model_toml(extra='[ensemble]\nsource = "fixed"\ndraws = 10000000000\n')),
+                   "--out", t / "out", "--workers", "0"], "of disk in"),
+    "summaries-only-huge": (
+        lambda t: ["ensemble", cfg(t, model_toml(extra=ENSEMBLE + "replicates = 1000000000000\n")), "--out", t / "out",
+                   "--summaries-only"], "of memory"),
+    "calibrate-samples-huge": (
+        lambda t: ["calibrate", cfg(t, calibration_toml().replace("samples = 10", "samples = 100000000000")),
+                   "--out", t / "out"], "lower [calibration] samples"),
+    "workers-negative": (lambda t: ["ensemble", cfg(t, model_toml(extra=ENSEMBLE)), "--out", t / "out", "--workers", "-1"],
+                         "--workers -1: expected a whole number >= 1"),
+    "workers-too-many": (lambda t: ["ensemble", cfg(t, model_toml(extra=ENSEMBLE)), "--out", t / "out",
+                                    "--workers", "100000000"], "100000000 local dask worker(s)"),
+    "run-workers-negative": (lambda t: ["run", cfg(t, calibration_toml()), "--out", t / "out", "--workers", "-3"],
+                             "--workers -3"),
+    # -- output folders
+    "simulate-out-is-file": (lambda t: ["simulate", cfg(t, model_toml()), "--out", t / "counts.csv"],
+                             "counts.csv: exists and is not a folder"),
+    "ensemble-out-is-file": (lambda t: ["ensemble", cfg(t, model_toml(extra=ENSEMBLE)), "--out", t / "counts.csv"],
+                             "exists and is not a folder"),
+    "calibrate-out-is-file": (lambda t: ["calibrate", cfg(t, calibration_toml()), "--out", t / "counts.csv"],
+                              "exists and is not a folder"),
+    "run-out-under-file": (lambda t: ["run", cfg(t, calibration_toml()), "--out", t / "counts.csv" / "out"],
+                           "is a file, not a folder"),
+    "simulate-out-not-writable": (lambda t: ["simulate", cfg(t, model_toml()), "--out", "/proc/spreadjax-out"],
+                                  "--out /proc/spreadjax-out: cannot write in /proc"),
+    "report-not-a-folder": (lambda t: ["report", t / "nothing-here"], "no such folder"),
+    "calibrate-without-data": (lambda t: ["calibrate", cfg(t, model_toml()), "--out", t / "out"],
+                               "has no [data] section"),
+    # -- posteriors
+    "posterior-corrupt": (lambda t: ["ensemble", cfg(t, calibration_toml()), "--out", t / "out", "--workers", "0",
+                                     "--posterior", _bytes(t / "p.nc", b"\x89HDF\r\n\x1a\n" + b"\x00garbage" * 99)],
+                          "p.nc: not a readable posterior file"),
+    "posterior-is-directory": (lambda t: ["ensemble", cfg(t, calibration_toml()), "--out", t / "out", "--workers", "0",
+                                          "--posterior", t], "is a directory, expected a posterior.nc file"),
+    "posterior-other-sites": (lambda t: ["ensemble", cfg(t, calibration_toml()), "--out", t / "out", "--workers", "0",
+                                         "--posterior", fake_posterior(t / "p.nc", sites=("Ashford", "York"))],
+                              "calibrated on sites ['Ashford', 'York']; "),
+    "posterior-other-population": (
+        lambda t: ["ensemble", cfg(t, calibration_toml()), "--out", t / "out", "--workers", "0",
+                   "--posterior", fake_posterior(t / "p.nc", population=(7.0, 100.0))],
+        "calibrated with population [7, 100];"),
+    "posterior-other-model": (lambda t: ["ensemble", cfg(t, calibration_toml()), "--out", t / "out", "--workers", "0",
+                                              "--posterior", fake_posterior(t / "p.nc")],
+                                   "calibrated with a different model"),
+    "scheduler-and-workers": (lambda t: ["ensemble", cfg(t, model_toml(extra=ENSEMBLE)), "--out", t / "out",
+                                         "--scheduler", "tcp://127.0.0.1:1", "--workers", "2"],
+                              "give --scheduler or --workers, not both"),
+}
+
+
+def _bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_refused_with_one_line(tmp_path, monkeypatch, case):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SPREADJAX_CACHE_DIR", "off")
+    monkeypatch.delenv("SPREADJAX_NO_SIZE_CHECK", raising=False)
+    # the same budget on every machine: 16 GB of memory, 50 GB of disk
+    monkeypatch.setattr("spreadjax._limits.available_memory", lambda: 16 * 10**9)
+    monkeypatch.setattr("spreadjax._limits.free_disk", lambda path: 50 * 10**9)
+    make, expected = CASES[case]
+    argv = [str(a) for a in make(tmp_path)]
+    before = files(tmp_path)
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2, (argv, result.output, repr(result.exception))
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert expected in lines[0], lines[0]
+    assert files(tmp_path) == before  # nothing written, nothing half-written
+
+
+def test_the_table_covers_every_subcommand_that_takes_input(tmp_path):
+    commands = set()
+    for i, (make, _) in enumerate(CASES.values()):
+        (tmp_path / str(i)).mkdir()
+        commands.add(make(tmp_path / str(i))[0])
+    assert {"check", "simulate", "calibrate", "ensemble", "run", "report"} <= commands
+    assert len(CASES) >= 40
+
+
+def test_the_size_check_can_be_overridden(tmp_path, monkeypatch):
+    # the override lets the user take the risk: the same refused horizon now passes the config check
+    text = model_toml().replace("end = 1.0", "end = 100000.0").replace("steps_per_year = 12", "steps_per_year = 100000")
+    path = cfg(tmp_path, text)
+    assert runner.invoke(app, ["check", str(path)]).exit_code == 2
+    monkeypatch.setenv("SPREADJAX_NO_SIZE_CHECK", "1")
+    result = runner.invoke(app, ["check", str(path)])
+    assert result.exit_code == 0, result.output
