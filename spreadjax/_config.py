@@ -356,6 +356,8 @@ def _sites(raw: dict, model, where: str) -> tuple[str, ...]:
         if not isinstance(names, list) or not names or not all(isinstance(x, str) for x in names):
             raise ConfigError(f"{where}: [sites] names must be a non-empty list of strings, got {names!r}")
         for i, x in enumerate(names):
+            if x == "all":
+                raise ConfigError(f"{where}: [sites] names[{i}] = 'all' is reserved for all sites together; rename it")
             if not x.strip() or x != x.strip():
                 raise ConfigError(f"{where}: [sites] names[{i}] = {x!r}: a site name must be non-blank text "
                                   "without leading or trailing spaces")

@@ -154,6 +154,7 @@ CASES = {
         "population = 7.5 at site 1: stochastic runs count organisations"),
     "blank-site-name": (lambda t: ["check", cfg(t, model_toml(sites='["Ashford", "  "]'))],
                         "[sites] names[1] = '  ': a site name must be non-blank"),
+    "site-named-all": (lambda t: ["check", cfg(t, model_toml(sites='["all", "Leeds"]'))], "'all' is reserved"),
     "duplicate-site": (lambda t: ["check", cfg(t, model_toml(sites='["Leeds", "Leeds"]'))], "'Leeds' appears twice"),
     "per-site-list-length": (lambda t: ["check", cfg(t, model_toml("population = [7, 900, 40]"))],
                              "[parameters] population has 3 values but there are 2 sites"),

@@ -28,7 +28,7 @@ import xarray as xr
 
 from ._batch import ChunkLayout, ChunkRunner, _batch
 from ._settings import fraction_source
-from ._summary import DEFAULT_Q, DIFF_Q, _parse_targets, _to_json
+from ._summary import DEFAULT_Q, DIFF_Q, _parse_targets, _to_json, with_population
 
 BINS = 4096
 
@@ -205,6 +205,9 @@ def stream_summaries(config: Any, posterior: str | None = None, *, bins: int = B
         progress(i + 1, plan.n_chunks)
     summary = _to_dataset(spec, jax.device_get(total), coords, names, list(config.sites), q, parsed, s.baseline)
     summary.attrs.update({"draws": plan.n_draws, "replicates": plan.n_replicates, "members": plan.n_members})
+    if population is not None and population not in set(draws or {}) | {n for n, _ in s.design}:
+        pop = np.broadcast_to(np.asarray(runner.data["base"][population], np.float64), (config.n_sites,))
+        summary = with_population(summary, pop)
     return summary, _to_json(summary, parsed)
 
 

@@ -470,8 +470,19 @@ def summarize_ensemble(
     })
     if baseline is not None:
         summary.attrs["baseline"] = baseline
+    pop = ds["population"].reset_coords(drop=True)
+    if pop.dims == ("site",):
+        summary = with_population(summary, np.asarray(pop.values, dtype=np.float64))
     summary = summary.compute()
     return summary, _to_json(summary, parsed)
+
+
+def with_population(summary: xr.Dataset, population: np.ndarray) -> xr.Dataset:
+    """``summary`` with ``population`` ``(site,)``: all sites' total first, then each site's
+    (organisations), so counts can be read beside the fractions."""
+    values = np.concatenate([[population.sum()], population])
+    return summary.assign(population=xr.DataArray(values, dims="site", coords={"site": summary["site"].values},
+                                                  attrs={"units": "organisations"}))
 
 
 def _num(x: Any, digits: int) -> float | None:
@@ -518,6 +529,9 @@ def _to_json(summary: xr.Dataset, parsed: list[dict[str, Any]]) -> dict[str, Any
                           for p in parsed]
     baseline = summary.attrs.get("baseline")
     out["baseline"] = baseline
+    pop = {site: float(summary["population"].sel(site=site)) for site in sites} if "population" in summary else None
+    if pop is not None:
+        out["population"] = pop
     scenarios: dict[str, Any] = {}
     for sc in summary["scenario"].values:
         s = summary.sel(scenario=sc)
@@ -547,6 +561,10 @@ def _to_json(summary: xr.Dataset, parsed: list[dict[str, Any]]) -> dict[str, Any
                              for qq in quantiles}}
                    for part in ("final", "peak", "drop")}
             for site in sites}
+        if pop is not None:  # organisations adopted at the horizon: the final fraction times the population
+            entry["adopted_at_horizon"] = {
+                site: {k: None if v is None else round(v * pop[site], 1) for k, v in entry["extent"][site]["final"].items()}
+                for site in sites}
         if "target_probability" in summary:
             entry["targets"] = {str(label): {site: _num(s["target_probability"].sel(target=label, site=site), fd) for site in sites}
                                 for label in summary["target"].values}

@@ -262,6 +262,34 @@ def test_posterior_source_draws_from_the_posterior(calibrated):
     assert json.loads((out / "summary.json").read_text(), parse_constant=no_nan)["members"]["draws"] == 6
 
 
+@pytest.mark.parametrize("change, message", [
+    # other data for the same towns: other populations
+    (lambda tmp: (tmp / "other.csv").write_text(COUNTS.replace(",40,", ",41,")) and
+     calibration_toml().replace('counts = "counts.csv"', 'counts = "other.csv"'),
+     "was calibrated with population [40, 30];"),
+    # the same data, another fixed parameter
+    (lambda tmp: calibration_toml().replace("discontinuation_rate = 0.0", "discontinuation_rate = 0.2"),
+     "was calibrated with a different set of fixed parameters"),
+    # the same data, another structure
+    (lambda tmp: calibration_toml().replace("recognition_order = 1", "recognition_order = 2"),
+     "was calibrated with a different model"),
+    # other towns
+    (lambda tmp: (tmp / "towns.csv").write_text(COUNTS.replace("b,", "c,")) and
+     calibration_toml().replace('counts = "counts.csv"', 'counts = "towns.csv"').replace('["a", "b"]', '["a", "c"]'),
+     "was calibrated on sites ['a', 'b']"),
+])
+def test_a_posterior_from_another_config_is_refused(calibrated, tmp_path, change, message):
+    _, posterior = calibrated
+    (tmp_path / "counts.csv").write_text(COUNTS)
+    config = write(tmp_path, change(tmp_path), "other.toml")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = ensemble(config, "--out", tmp_path / "out", "--posterior", posterior, "--workers", "0")
+    assert result.exit_code == 2, result.output + repr(result.exception)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and message in lines[0] and str(config) in lines[0], result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
 def test_prior_source(tmp_path):
     (tmp_path / "counts.csv").write_text(COUNTS)
     config = write(tmp_path, calibration_toml(source="prior"), "cal.toml")
