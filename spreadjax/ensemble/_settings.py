@@ -183,8 +183,11 @@ def _targets(targets: Any, where: str, start_date: str | None) -> tuple[Target, 
         if not isinstance(t, dict) or "fraction" not in t or ("by" in t) == ("date" in t):
             raise ConfigError(f"{where}: {label} needs fraction and one of by (years) or date")
         for key in t:
-            if key not in ("fraction", "by", "date"):
-                raise ConfigError(f"{where}: {label} unknown key {key!r}; allowed: fraction, by, date")
+            if key not in ("fraction", "by", "date", "label"):
+                raise ConfigError(f"{where}: {label} unknown key {key!r}; allowed: fraction, by, date, label")
+        own = t.get("label")
+        if own is not None and (not isinstance(own, str) or not own.strip()):
+            raise ConfigError(f"{where}: {label} label = {own!r}: expected a short text")
         frac = t["fraction"]
         if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 < frac <= 1:
             raise ConfigError(f"{where}: {label} fraction = {frac!r}: expected a number in (0, 1]")
@@ -196,14 +199,14 @@ def _targets(targets: Any, where: str, start_date: str | None) -> tuple[Target, 
             except ValueError:
                 raise ConfigError(f"{where}: {label} date = {t['date']!r}: expected a date like 2028-03-31") from None
             by = (date - _dt.date.fromisoformat(start_date)).days / 365.25
-            text = f"{frac:.0%} adopted by {date.isoformat()}"
+            text = own or f"{frac:.0%} adopted by {date.isoformat()}"
             out.append(Target(float(frac), float(by), text, date.isoformat()))
             continue
         else:
             by = t["by"]
             if isinstance(by, bool) or not isinstance(by, (int, float)):
                 raise ConfigError(f"{where}: {label} by = {by!r}: expected a number of years")
-            text = f"{frac:.0%} adopted by year {by:g}"
+            text = own or f"{frac:.0%} adopted by year {by:g}"
         out.append(Target(float(frac), float(by), text))
     return tuple(out)
 
