@@ -411,7 +411,8 @@ def report(run_dir: Annotated[Path, typer.Argument(help="Folder a `spreadjax run
 
     try:
         if not run_dir.is_dir():
-            raise InputError(f"{run_dir}: no such folder")
+            raise InputError(f"{run_dir}: {'is not a folder' if run_dir.exists() else 'no such folder'}; give the "
+                             "folder a `spreadjax run` wrote")
         path = build_report(run_dir)
     except InputError as exc:
         _fail(exc)

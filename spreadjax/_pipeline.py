@@ -46,6 +46,12 @@ def run_pipeline(config: Any, out_dir: Path, *, say: Say = print, progress_bar: 
     from .ensemble._plan import check_plan_fits
     from .ensemble._run import check_workers, plan_for
 
+    from .report._sensitivity import SOBOL_MIN_ROWS
+
+    members = config.ensemble.draws * config.ensemble.replicates
+    if members < SOBOL_MIN_ROWS:
+        raise InputError(f"{config.path}: [ensemble] draws x replicates = {members}: the lever sensitivities of "
+                         f"`spreadjax run` need at least {SOBOL_MIN_ROWS}; raise draws")
     check_workers(config, workers)  # sizes and worker counts are refused before the long calibration
     check_plan_fits(config, plan_for(config), out_dir)
     store = out_dir / "ensemble.zarr"

@@ -227,7 +227,14 @@ CASES = {
                            "is a file, not a folder"),
     "simulate-out-not-writable": (lambda t: ["simulate", cfg(t, model_toml()), "--out", "/proc/spreadjax-out"],
                                   "--out /proc/spreadjax-out: cannot write in /proc"),
-    "report-not-a-folder": (lambda t: ["report", t / "nothing-here"], "no such folder"),
+    "run-too-few-members": (lambda t: ["run", cfg(t, calibration_toml() + "[ensemble]\ndraws = 4\n"), "--out", t / "out"],
+                            "draws x replicates = 4: the lever sensitivities"),
+    "report-no-folder": (lambda t: ["report", t / "nothing-here"], "nothing-here: no such folder"),
+    "report-on-a-file": (lambda t: ["report", _bytes(t / "report.html", b"<html></html>")], "report.html: is not a folder"),
+    "report-corrupt-summary": (lambda t: ["report", _run_dir(t, {"summary.json": b"garbage{"})],
+                               "summary.json: not a readable JSON"),
+    "report-corrupt-posterior": (lambda t: ["report", _run_dir(t, {"posterior.nc": b"\x89HDF\r\n"})],
+                                 "posterior.nc: not a readable posterior file"),
     "calibrate-without-data": (lambda t: ["calibrate", cfg(t, model_toml()), "--out", t / "out"],
                                "has no [data] section"),
     # -- posteriors
@@ -250,6 +257,43 @@ CASES = {
                                          "--scheduler", "tcp://127.0.0.1:1", "--workers", "2"],
                               "give --scheduler or --workers, not both"),
 }
+
+
+def _run_dir(tmp: Path, damaged: dict[str, bytes]) -> Path:
+    """A copy of a finished run's folder (the module's own, made once) with some files damaged."""
+    import shutil
+
+    run = tmp / "run"
+    shutil.copytree(_finished_run(), run)
+    for name, data in damaged.items():
+        (run / name).write_bytes(data)
+    return run
+
+
+def _finished_run(cache: dict = {}) -> Path:  # noqa: B006 - one run per test process
+    if "dir" not in cache:
+        import tempfile
+
+        from spreadjax._pipeline import run_pipeline
+
+        folder = Path(tempfile.mkdtemp(prefix="spreadjax-run-"))
+        (folder / "counts.csv").write_text(COUNTS)
+        (folder / "cfg.toml").write_text(calibration_toml() + ENSEMBLE_RUN)
+        from spreadjax import load_config
+
+        run_pipeline(load_config(folder / "cfg.toml"), folder / "out", say=lambda text: None)
+        cache["dir"] = folder / "out"
+    return cache["dir"]
+
+
+ENSEMBLE_RUN = """
+[run]
+fit_until = 0.5
+sensitivity_draws = 4
+[ensemble]
+draws = 10
+chunk_size = 5
+"""
 
 
 def _bytes(path: Path, data: bytes) -> Path:

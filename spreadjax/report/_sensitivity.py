@@ -31,6 +31,9 @@ import xarray as xr
 
 from .._errors import InputError
 
+#: Members (draw, replicate) the given-data Sobol estimator needs at least.
+SOBOL_MIN_ROWS = 10
+
 __all__ = ["lever_elasticities", "sobol_first_order", "sobol_from_ensemble", "write_sensitivity",
            "sensitivity_json"]
 
@@ -309,8 +312,8 @@ def sobol_first_order(
     y = y[ok]
     xs = {k: a[ok] for k, a in xs.items()}
     n = y.size
-    if n < 10:
-        raise InputError(f"sobol: need at least 10 rows with finite values, got {n}")
+    if n < SOBOL_MIN_ROWS:
+        raise InputError(f"sobol: need at least {SOBOL_MIN_ROWS} rows with finite values, got {n}")
     b = max(5, int(round(math.sqrt(n) / 2))) if bins is None else int(bins)
     if b < 2:
         raise InputError(f"sobol: bins must be at least 2, got {bins}")
