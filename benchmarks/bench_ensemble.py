@@ -286,14 +286,14 @@ def probe_zarr(config: Any, store: Path, n: int = ZARR_PROBE_CHUNKS) -> dict[str
         times["read_draws"].append(time.perf_counter() - t)
         result = runner.run(start, draws, stop - start)
         t = time.perf_counter()
-        write_chunk(store, plan, i, result)
+        sums = write_chunk(store, plan, i, result)  # includes the checksums of the values written
         times["write_chunk"].append(time.perf_counter() - t)
         if codec is not None:  # the compressor alone, on this chunk's bytes
             t = time.perf_counter()
             codec.encode(np.ascontiguousarray(result["adopted"]))
             times["compress_adopted"].append(time.perf_counter() - t)
         t = time.perf_counter()
-        mark_done(store, i)
+        mark_done(store, i, sums)
         times["mark_done"].append(time.perf_counter() - t)
     return {k: float(np.median(v)) for k, v in times.items() if v}
 

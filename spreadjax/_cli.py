@@ -57,6 +57,18 @@ def _check_out(path: Path) -> None:
         raise InputError(f"--out {path}: cannot write in {parent} ({exc.strerror or exc})") from None
 
 
+def _locked(out_dir: Path, command: str) -> contextlib.ExitStack:
+    """The write lock of ``out_dir`` for a ``with`` block; another writer exits 2 naming the holder."""
+    from ._lock import output_lock
+
+    stack = contextlib.ExitStack()
+    try:
+        stack.enter_context(output_lock(out_dir, f"spreadjax {command}"))
+    except InputError as exc:
+        _fail(exc)
+    return stack
+
+
 @app.command()
 def check(config: ConfigArg) -> None:
     """Validate a config without running anything."""
@@ -106,19 +118,20 @@ def simulate(
     from ._jobs import simulate_config
 
     started = time.perf_counter()
-    with err.status(f"simulating {cfg.title} ({cfg.n_sites} site(s))", spinner="dots"):
-        try:
-            ds = simulate_config(cfg)
-        except InputError as exc:
-            _fail(exc)
-    elapsed = time.perf_counter() - started
-    nc = write_netcdf(ds, out_dir / "simulation.nc")
-    out.print(f"wrote {nc} ({elapsed:.1f} s, compile included)", highlight=False)
-    if plot:
-        from .report._figures import plot_simulation
+    with _locked(out_dir, "simulate"):
+        with err.status(f"simulating {cfg.title} ({cfg.n_sites} site(s))", spinner="dots"):
+            try:
+                ds = simulate_config(cfg)
+            except InputError as exc:
+                _fail(exc)
+        elapsed = time.perf_counter() - started
+        nc = write_netcdf(ds, out_dir / "simulation.nc")
+        out.print(f"wrote {nc} ({elapsed:.1f} s, compile included)", highlight=False)
+        if plot:
+            from .report._figures import plot_simulation
 
-        png = plot_simulation(ds, out_dir / "simulation.png")
-        out.print(f"wrote {png}", highlight=False)
+            png = plot_simulation(ds, out_dir / "simulation.png")
+            out.print(f"wrote {png}", highlight=False)
     _print_headline(ds)
 
 
@@ -146,41 +159,43 @@ def calibrate(
     s = cfg.calibration.settings
     what = (f"NUTS, {s.chains} chains x ({s.warmup} warm-up + {s.samples} draws)" if s.method == "nuts"
             else f"{s.method}, {s.svi_steps} optimisation steps")
+    lock = _locked(out_dir, "calibrate")  # held from here to the last file written
     err.print(f"calibrating {cfg.title}: {summary}; {what}", highlight=False, markup=False)
     from .calibrate._identity import calibration_identity
 
     attrs = {"config": str(config), "config_sha256": config_hash(cfg), "seed": s.seed}
     if not cfg.is_hazard:
         attrs.update(calibration_identity(cfg))
-    bar = s.method == "nuts" and sys.stderr.isatty()  # numpyro's own bar needs a terminal
-    with contextlib.nullcontext() if bar else err.status(f"compiling and fitting ({what})", spinner="dots"):
-        result = fit(progress_bar=bar, attrs=attrs)
-    path = write_posterior(result.groups, out_dir / "posterior.nc")
-    table = result.table()
-    flags_text = "\n".join(f"- {f}" for f in result.flags) or "- all diagnostics pass"
-    from ._io import write_atomic
+    with lock:
+        bar = s.method == "nuts" and sys.stderr.isatty()  # numpyro's own bar needs a terminal
+        with contextlib.nullcontext() if bar else err.status(f"compiling and fitting ({what})", spinner="dots"):
+            result = fit(progress_bar=bar, attrs=attrs)
+        path = write_posterior(result.groups, out_dir / "posterior.nc")
+        table = result.table()
+        flags_text = "\n".join(f"- {f}" for f in result.flags) or "- all diagnostics pass"
+        from ._io import write_atomic
 
-    write_atomic(out_dir / "diagnostics.txt", lambda tmp: tmp.write_text(f"{table}\n\nFlags:\n{flags_text}\n"))
-    frame = result.summary.drop_vars(["ebfmi", "chain"], errors="ignore").to_dataframe()
-    write_atomic(out_dir / "diagnostics.csv", lambda tmp: frame.to_csv(tmp))
-    out.print(table, highlight=False, markup=False)
-    shown = result.flags[:5]
-    for f in shown:
-        out.print(Text("warning: ", style="bold yellow") + Text(f))
-    if len(result.flags) > len(shown):
-        out.print(f"... and {len(result.flags) - len(shown)} more warnings in {out_dir / 'diagnostics.txt'}")
-    if not result.flags:
-        out.print(Text("diagnostics: all pass (R-hat <= 1.01, ESS, no divergences, E-BFMI)", style="green"))
-    out.print(f"wrote {path}, {out_dir / 'diagnostics.txt'}", highlight=False)
-    if plots:
-        from .report._calibration_figures import plot_calibration
+        write_atomic(out_dir / "diagnostics.txt", lambda tmp: tmp.write_text(f"{table}\n\nFlags:\n{flags_text}\n"))
+        frame = result.summary.drop_vars(["ebfmi", "chain"], errors="ignore").to_dataframe()
+        write_atomic(out_dir / "diagnostics.csv", lambda tmp: frame.to_csv(tmp))
+        out.print(table, highlight=False, markup=False)
+        shown = result.flags[:5]
+        for f in shown:
+            out.print(Text("warning: ", style="bold yellow") + Text(f))
+        if len(result.flags) > len(shown):
+            out.print(f"... and {len(result.flags) - len(shown)} more warnings in {out_dir / 'diagnostics.txt'}")
+        if not result.flags:
+            out.print(Text("diagnostics: all pass (R-hat <= 1.01, ESS, no divergences, E-BFMI)", style="green"))
+        out.print(f"wrote {path}, {out_dir / 'diagnostics.txt'}", highlight=False)
+        if plots:
+            from .report._calibration_figures import plot_calibration
 
-        for png in plot_calibration(result.groups, out_dir):
-            out.print(f"wrote {png}", highlight=False)
-    if cfg.is_hazard:
-        from .calibrate._hazard_job import peer_effect_line
+            for png in plot_calibration(result.groups, out_dir):
+                out.print(f"wrote {png}", highlight=False)
+        if cfg.is_hazard:
+            from .calibrate._hazard_job import peer_effect_line
 
-        err.print(peer_effect_line(result), highlight=False, markup=False, soft_wrap=True)
+            err.print(peer_effect_line(result), highlight=False, markup=False, soft_wrap=True)
 
 
 def _chains_on_cores(cfg) -> None:
@@ -253,22 +268,26 @@ def ensemble(
     if summaries_only:
         if scheduler is not None or workers:
             _fail(InputError("--summaries-only runs in this process: drop --scheduler/--workers"))
-        _stream(cfg, out_dir, None if posterior is None else str(posterior))
+        with _locked(out_dir, "ensemble --summaries-only"):
+            _stream(cfg, out_dir, None if posterior is None else str(posterior))
         return
     from .ensemble._run import run_ensemble
 
-    try:
-        with _chunk_progress("chunks") as progress:
-            report = run_ensemble(cfg, store, posterior=None if posterior is None else str(posterior),
-                                  scheduler=scheduler, workers=workers, progress=progress)
-    except InputError as exc:
-        _fail(exc)
-    except KeyboardInterrupt:
-        err.print(f"interrupted: finished chunks are kept in {store}; run the same command again to resume")
-        raise typer.Exit(130) from None
-    out.print(f"wrote {store}: {len(report.computed)} chunk(s) computed, {report.skipped} already done",
-              highlight=False)
-    _write_summaries(cfg, store, out_dir)
+    with _locked(out_dir, "ensemble"):
+        try:
+            with _chunk_progress("chunks") as progress:
+                report = run_ensemble(cfg, store, posterior=None if posterior is None else str(posterior),
+                                      scheduler=scheduler, workers=workers, progress=progress)
+        except InputError as exc:
+            _fail(exc)
+        except KeyboardInterrupt:
+            err.print(f"interrupted: finished chunks are kept in {store}; run the same command again to resume")
+            raise typer.Exit(130) from None
+        out.print(f"wrote {store}: {len(report.computed)} chunk(s) computed, {report.skipped} already done",
+                  highlight=False)
+        if report.repaired:
+            err.print(Text("repaired: ", style="bold yellow") + Text(report.repaired_text()), soft_wrap=True)
+        _write_summaries(cfg, store, out_dir)
 
 
 def _dry_run(cfg, store: Path, plan, scheduler: str | None, workers: int | None) -> None:
@@ -402,6 +421,29 @@ def run(
     for line in headline(summary):
         out.print(line, highlight=False, markup=False)
     out.print(f"wrote {report} ({time.perf_counter() - started:.0f} s)", highlight=False, markup=False)
+
+
+@app.command()
+def verify(folder: Annotated[Path, typer.Argument(help="An ensemble store, or the folder holding ensemble.zarr.",
+                                                show_default=False)]) -> None:
+    """Reread every finished chunk of an ensemble store against the checksum written with it."""
+    from .ensemble._store import verify_store
+
+    store = folder / "ensemble.zarr" if (folder / "ensemble.zarr").is_dir() else folder
+    try:
+        if not store.is_dir():
+            raise InputError(f"{folder}: {'is not a folder' if folder.exists() else 'no such folder'}; give an "
+                             "ensemble store or the --out folder of `spreadjax ensemble`/`run`")
+        with err.status(f"verifying {store}", spinner="dots"):
+            found = verify_store(store)
+        if found.damaged or found.bad_draws:
+            raise InputError(f"{found.describe()}; run the same `spreadjax ensemble`/`run` command again to "
+                             "recompute the damaged chunks")
+    except InputError as exc:
+        _fail(exc)
+    left = found.n_chunks - len(found.checked)
+    out.print(Text("ok", style="green") + Text(f": {store}: {len(found.checked)} chunk(s) match their checksums"
+                                               + (f"; {left} not yet computed" if left else "")), highlight=False)
 
 
 @app.command()

@@ -59,7 +59,16 @@ def run_pipeline(config: Any, out_dir: Path, *, say: Say = print, progress_bar: 
         from .ensemble._store import read_store_state
 
         read_store_state(store)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from ._lock import output_lock
+
+    with output_lock(out_dir, "spreadjax run"):
+        return _run_stages(config, out_dir, say, progress_bar, workers, chunk_progress)
+
+
+def _run_stages(config: Any, out_dir: Path, say: Say, progress_bar: bool, workers: int | None,
+                chunk_progress: Callable[[int, int], None] | None) -> Path:
+    """The five stages, with ``out_dir`` locked."""
+    store = out_dir / "ensemble.zarr"
     started = _now()
     from ._jobs import config_hash
 
@@ -75,7 +84,8 @@ def run_pipeline(config: Any, out_dir: Path, *, say: Say = print, progress_bar: 
     from .ensemble._run import run_ensemble
 
     report = run_ensemble(config, store, posterior=str(posterior), workers=workers, progress=chunk_progress)
-    say(f"      {len(report.computed)} chunk(s) computed, {report.skipped} already done")
+    say(f"      {len(report.computed)} chunk(s) computed, {report.skipped} already done"
+        + (f" ({report.repaired_text()})" if report.repaired else ""))
     say("[3/5] summarising pace, extent and targets")
     write_summaries(config, store, out_dir)
     say("[4/5] which lever matters most: jax.grad elasticities and Sobol indices")

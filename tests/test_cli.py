@@ -59,7 +59,7 @@ def test_simulate_bass_writes_netcdf_and_png(tmp_path):
     result = runner.invoke(app, ["simulate", str(CONFIGS / "bass.toml"), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "adopted by year 10:" in result.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["simulation.nc", "simulation.png"]  # no temp files left
+    assert sorted(p.name for p in out.iterdir()) == [".spreadjax.lock", "simulation.nc", "simulation.png"]  # no temp files left
     with xr.open_dataset(out / "simulation.nc", engine="h5netcdf") as ds:
         ds.load()
     assert ds["adopted"].dims == ("time", "site")
@@ -80,7 +80,7 @@ def test_simulate_bass_writes_netcdf_and_png(tmp_path):
 def test_simulate_no_plot(tmp_path):
     result = runner.invoke(app, ["simulate", str(CONFIGS / "bass.toml"), "--out", str(tmp_path), "--no-plot"])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["simulation.nc"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".spreadjax.lock", "simulation.nc"]
 
 
 @pytest.mark.parametrize("command", ["check", "simulate"])

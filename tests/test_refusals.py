@@ -256,6 +256,19 @@ CASES = {
     "scheduler-and-workers": (lambda t: ["ensemble", cfg(t, model_toml(extra=ENSEMBLE)), "--out", t / "out",
                                          "--scheduler", "tcp://127.0.0.1:1", "--workers", "2"],
                               "give --scheduler or --workers, not both"),
+    # -- damaged stores: named, never read as data
+    "verify-no-folder": (lambda t: ["verify", t / "nothing-here"], "nothing-here: no such folder"),
+    "verify-on-a-file": (lambda t: ["verify", _bytes(t / "e.zarr", b"PK\x03\x04")], "e.zarr: is not a folder"),
+    "verify-not-a-store": (lambda t: ["verify", t], "not a readable spreadjax ensemble store"),
+    "verify-garbage-chunk": (lambda t: ["verify", _run_dir(t, {"ensemble.zarr/adopted/1.0.0.0.0": b"\x00garbage" * 9})],
+                             "chunk 1 adopted (unreadable"),
+    "verify-deleted-chunk": (lambda t: ["verify", _run_dir(t, {"ensemble.zarr/adopted/0.0.0.0.0": None})],
+                             "chunk 0 adopted (missing)"),
+    "verify-truncated-chunk": (lambda t: ["verify", _run_dir(t, {"ensemble.zarr/adopted/0.0.0.0.0": 12})],
+                               "chunk 0 adopted (unreadable"),
+    "run-resume-damaged-draws": (lambda t: ["run", _finished_run().parent / "cfg.toml", "--out",
+                                            _run_dir(t, {"ensemble.zarr/draw_q/0.0": b"\xff" * 16})],
+                                 "draw_q (checksum differs"),
 }
 
 
@@ -265,8 +278,12 @@ def _run_dir(tmp: Path, damaged: dict[str, bytes]) -> Path:
 
     run = tmp / "run"
     shutil.copytree(_finished_run(), run)
-    for name, data in damaged.items():
-        (run / name).write_bytes(data)
+    for name, data in damaged.items():  # bytes: overwrite; None: delete; n: keep the first n bytes
+        path = run / name
+        if data is None:
+            path.unlink()
+        else:
+            path.write_bytes(path.read_bytes()[:data] if isinstance(data, int) else data)
     return run
 
 
@@ -327,7 +344,7 @@ def test_the_table_covers_every_subcommand_that_takes_input(tmp_path):
     for i, (make, _) in enumerate(CASES.values()):
         (tmp_path / str(i)).mkdir()
         commands.add(make(tmp_path / str(i))[0])
-    assert {"check", "simulate", "calibrate", "ensemble", "run", "report"} <= commands
+    assert {"check", "simulate", "calibrate", "ensemble", "run", "report", "verify"} <= commands
     assert len(CASES) >= 40
 
 

@@ -3,13 +3,16 @@
 By default a ``LocalCluster`` sized to the machine (one single-threaded worker process per core,
 or one per GPU); ``scheduler`` connects to a running cluster; ``[ensemble.cluster]`` starts SLURM
 or PBS jobs through dask-jobqueue. Each chunk is a task: the worker builds the compiled chunk
-function once, simulates its draws and writes them into the store; the client marks the chunk
-done. A chunk lost with its worker is recomputed elsewhere; a restarted run skips chunks already
-done. ``workers=0`` runs every chunk in this process, without dask.
+function once, simulates its draws, writes them into the store and returns their checksums; the
+client records those and marks the chunk done. A chunk lost with its worker is recomputed
+elsewhere; a restarted run rereads the chunks already done against their checksums, skips the
+sound ones and recomputes the damaged ones. ``workers=0`` runs every chunk in this process,
+without dask. One process writes a store at a time (a lock on its folder).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -22,7 +25,8 @@ import numpy as np
 
 from .._errors import InputError
 from ._plan import EnsemblePlan, check_plan_fits, chunk_size_for, draw_values
-from ._store import check_store, create_store, identity, mark_done, read_draws, read_store_state, write_chunk
+from ._store import (check_store, create_store, finish_store, identity, mark_damaged, mark_done, read_draws,
+                     read_store_state, verify_store, write_chunk)
 
 Progress = Callable[[int, int], None]
 WORKER_ENV = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
@@ -31,12 +35,20 @@ WORKER_ENV = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallel
 
 @dataclass
 class RunReport:
-    """What a run did: chunks computed now, chunks found done, where the store is."""
+    """What a run did: chunks computed now, chunks found done and sound, damaged chunks found done
+    and computed again (``repaired``, as (chunk, output, why)), where the store is."""
 
     store: Path
     plan: EnsemblePlan
     computed: list[int]
     skipped: int
+    repaired: list[tuple[int, str, str]] = dataclasses.field(default_factory=list)
+
+    def repaired_text(self) -> str:
+        """The repairs in words: which finished chunks failed their checksums and were recomputed."""
+        chunks = sorted({i for i, _, _ in self.repaired})
+        return (f"{len(chunks)} damaged chunk(s) recomputed: "
+                + ", ".join(f"chunk {i} {name} ({why})" for i, name, why in self.repaired))
 
 
 def plan_for(config: Any, store: Path | None = None) -> EnsemblePlan:
@@ -62,29 +74,53 @@ def _worker_json(config: Any, plan: EnsemblePlan) -> str:
 
 def prepare(config: Any, store: Path, posterior: str | None = None) -> tuple[EnsemblePlan, list[int], int]:
     """Create the store, or check an existing one; returns the plan, pending chunks and skipped count."""
-    return _open_or_create(config, store, *_check(config, store, posterior))
+    plan, pending, skipped, _ = _open_or_create(config, store, _check(config, store, posterior))
+    return plan, pending, skipped
 
 
-def _check(config: Any, store: Path, posterior: str | None) -> tuple[EnsemblePlan, dict, str, np.ndarray | None]:
-    """Draw the values and check an existing store (writes nothing); ``done`` is None when new."""
+@dataclasses.dataclass
+class _Checked:
+    """What :func:`_check` found (nothing written): ``done`` is None for a new store; ``damage``
+    lists the finished chunks that failed their checksums."""
+
+    plan: EnsemblePlan
+    vals: dict
+    ident: str
+    done: np.ndarray | None
+    damage: list[tuple[int, str, str]]
+
+
+def _check(config: Any, store: Path, posterior: str | None) -> _Checked:
+    """Draw the values and check an existing store, its finished chunks reread (writes nothing)."""
     plan = plan_for(config, store)
     check_plan_fits(config, plan, store.parent)  # before any draw is made or byte written
     vals = draw_values(config, posterior)
     ident = identity(config, vals)
-    done = check_store(store, ident) if store.exists() else None
-    return plan, vals, ident, done
+    done, damage = None, []
+    if store.exists():
+        done = check_store(store, ident)
+        found = verify_store(store)
+        if found.bad_draws:  # every chunk would be simulated from damaged values
+            raise InputError(f"{found.describe()}; delete the store and run again")
+        damage = found.damaged
+    return _Checked(plan, vals, ident, done, damage)
 
 
-def _open_or_create(config: Any, store: Path, plan: EnsemblePlan, vals: dict, ident: str,
-                    done: np.ndarray | None) -> tuple[EnsemblePlan, list[int], int]:
+def _open_or_create(config: Any, store: Path, c: _Checked) -> tuple[EnsemblePlan, list[int], int, list]:
     from .._jobs import build_simulation
 
+    done = c.done
     if done is None:
         sim, base, _ = build_simulation(config)
-        create_store(store, config, plan, vals, ident, np.asarray(sim.ts), np.asarray(base["population"]))
-        done = np.zeros(plan.n_chunks, dtype=bool)
-    pending = [i for i in range(plan.n_chunks) if not done[i]]
-    return plan, pending, int(done.sum())
+        create_store(store, config, c.plan, c.vals, c.ident, np.asarray(sim.ts), np.asarray(base["population"]))
+        done = np.zeros(c.plan.n_chunks, dtype=bool)
+    damaged = sorted({i for i, _, _ in c.damage})
+    if damaged:
+        mark_damaged(store, damaged)
+        done = done.copy()
+        done[damaged] = False
+    pending = [i for i in range(c.plan.n_chunks) if not done[i]]
+    return c.plan, pending, int(done.sum()), c.damage
 
 
 @functools.lru_cache(maxsize=4)
@@ -121,21 +157,22 @@ def use_compile_cache(setting: tuple[str, float] | None) -> bool:
 
 
 def compute_chunk(raw_json: str, where: str, store: str, plan: EnsemblePlan, i: int,
-                  compile_cache: tuple[str, float] | None = None) -> int:
-    """Simulate chunk ``i`` and write it into ``store``; returns ``i`` (runs on a worker, which
-    uses ``compile_cache``, the client's :func:`compile_cache_setting`, when it has none)."""
+                  compile_cache: tuple[str, float] | None = None) -> tuple[int, dict[str, int]]:
+    """Simulate chunk ``i`` and write it into ``store``; returns ``i`` and the outputs' checksums
+    (runs on a worker, which uses ``compile_cache``, the client's :func:`compile_cache_setting`,
+    when it has none)."""
     use_compile_cache(compile_cache)
     start, stop = plan.chunk(i)
     runner = _runner(raw_json, where)
     draws = read_draws(Path(store), start, stop)
     result = runner.run(start, draws, stop - start)
-    write_chunk(Path(store), plan, i, result)
-    return i
+    return i, write_chunk(Path(store), plan, i, result)
 
 
 def _computed_in_process(raw_json: str, where: str, store: Path, plan: EnsemblePlan,
-                         pending: list[int]) -> Iterator[int]:
-    """Compute and write the ``pending`` chunks in this process, yielding each one written.
+                         pending: list[int]) -> Iterator[tuple[int, dict[str, int]]]:
+    """Compute and write the ``pending`` chunks in this process, yielding each one written with
+    its checksums.
 
     Chunk ``i + 1`` is launched before chunk ``i`` is brought back and written, so the device
     computes while the host reads draws, compresses and writes (at most two chunks in flight:
@@ -150,47 +187,59 @@ def _computed_in_process(raw_json: str, where: str, store: Path, plan: EnsembleP
         return runner.launch(start, read_draws(store, start, stop), stop - start)
 
     for i, launched in one_ahead(pending, launch):
-        write_chunk(store, plan, i, runner.collect(launched))
-        yield i
+        yield i, write_chunk(store, plan, i, runner.collect(launched))
 
 
 def run_ensemble(config: Any, store: Path, *, posterior: str | None = None, scheduler: str | None = None,
                  workers: int | None = None, progress: Progress | None = None) -> RunReport:
     """Run (or resume) the config's ensemble into ``store``.
 
-    Everything that can fail on bad input (the draws, an existing store's identity, reaching the
-    scheduler) is checked before the store is created, so a failed start writes nothing.
+    Everything that can fail on bad input (the draws, an existing store's identity and checksums,
+    reaching the scheduler) is checked before the store is created, so a failed start writes
+    nothing. The store's folder is locked for the run; finished chunks that fail their checksums
+    are computed again (``RunReport.repaired``); a complete store's metadata is consolidated.
     """
+    from .._lock import output_lock
+
     check_workers(config, workers, scheduler)
+    with output_lock(Path(store).parent, f"ensemble into {store}"):
+        return _run_locked(config, Path(store), posterior, scheduler, workers, progress)
+
+
+def _run_locked(config: Any, store: Path, posterior: str | None, scheduler: str | None,
+                workers: int | None, progress: Progress | None) -> RunReport:
     checked = _check(config, store, posterior)
-    raw_json = _worker_json(config, checked[0])
+    raw_json = _worker_json(config, checked.plan)
     where = str(Path(config.path).resolve()) if Path(config.path).exists() else str(config.path)
     progress = progress or (lambda done, total: None)
     workers = config.ensemble.workers if workers is None else workers
     computed: list[int] = []
-    if workers == 0 and scheduler is None:
-        plan, pending, skipped = _open_or_create(config, store, *checked)
-        progress(skipped, plan.n_chunks)
-        for i in _computed_in_process(raw_json, where, store, plan, pending):
-            mark_done(store, i)
-            computed.append(i)
-            progress(skipped + len(computed), plan.n_chunks)
-        return RunReport(store, plan, computed, skipped)
-    from distributed import as_completed
 
-    with _client(config, scheduler, workers) as client:
-        plan, pending, skipped = _open_or_create(config, store, *checked)
+    def record(i: int, sums: dict[str, int]) -> None:
+        mark_done(store, i, sums)
+        computed.append(i)
+        progress(skipped + len(computed), plan.n_chunks)
+
+    if workers == 0 and scheduler is None:
+        plan, pending, skipped, repaired = _open_or_create(config, store, checked)
         progress(skipped, plan.n_chunks)
-        cache = compile_cache_setting()
-        futures = [client.submit(compute_chunk, raw_json, where, str(store.resolve()), plan, i, cache,
-                                 key=f"spreadjax-chunk-{store.name}-{i}-{os.getpid()}", retries=3, pure=False)
-                   for i in pending]
-        for future in as_completed(futures):
-            i = future.result()
-            mark_done(store, i)
-            computed.append(i)
-            progress(skipped + len(computed), plan.n_chunks)
-    return RunReport(store, plan, computed, skipped)
+        for i, sums in _computed_in_process(raw_json, where, store, plan, pending):
+            record(i, sums)
+    else:
+        from distributed import as_completed
+
+        with _client(config, scheduler, workers) as client:
+            plan, pending, skipped, repaired = _open_or_create(config, store, checked)
+            progress(skipped, plan.n_chunks)
+            cache = compile_cache_setting()
+            futures = [client.submit(compute_chunk, raw_json, where, str(store.resolve()), plan, i, cache,
+                                     key=f"spreadjax-chunk-{store.name}-{i}-{os.getpid()}", retries=3, pure=False)
+                       for i in pending]
+            for future in as_completed(futures):
+                record(*future.result())
+    if computed or not (store / ".zmetadata").exists():  # every chunk is done here (an interruption
+        finish_store(store)  # raises before); a store left as it was is not rewritten
+    return RunReport(store, plan, computed, skipped, repaired)
 
 
 #: Memory of one local dask worker process with JAX loaded, before its chunk (bytes, measured

@@ -273,7 +273,7 @@ def test_calibrate_bundled_hazard_config_end_to_end(tmp_path):
     result = runner.invoke(app, ["calibrate", str(path), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["posterior.nc", "diagnostics.txt", "diagnostics.csv", "predictive.png", "trace_rank.png",
+        [".spreadjax.lock", "posterior.nc", "diagnostics.txt", "diagnostics.csv", "predictive.png", "trace_rank.png",
          "prior_posterior.png"])  # and no temporary files
     for png in ("predictive.png", "trace_rank.png", "prior_posterior.png"):
         assert (out / png).read_bytes().startswith(PNG_MAGIC)

@@ -169,7 +169,7 @@ def calibrated(tmp_path_factory):
 def test_writes_store_and_summaries(design_run):
     _, out, stdout = design_run
     assert "8 draws (design) x 3 scenario(s)" in stdout and "2 chunk(s) computed, 0 already done" in stdout
-    assert sorted(p.name for p in out.iterdir()) == ["ensemble.zarr", "summary.json", "summary.nc"]
+    assert sorted(p.name for p in out.iterdir()) == [".spreadjax.lock", "ensemble.zarr", "summary.json", "summary.nc"]
     ds = open_results(out / "ensemble.zarr")
     assert ds["adopted"].dims == ("draw", "scenario", "replicate", "time", "site")
     assert ds["adopted"].shape == (8, 3, 1, 17, 2)
@@ -380,7 +380,7 @@ def test_summaries_only_writes_summaries_and_no_store(design_run, tmp_path):
     out = tmp_path / "streamed"
     result = runner.invoke(app, ["ensemble", str(cfg_path), "--out", str(out), "--summaries-only"])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["summary.json", "summary.nc"]  # no ensemble.zarr
+    assert sorted(p.name for p in out.iterdir()) == [".spreadjax.lock", "summary.json", "summary.nc"]  # no ensemble.zarr
     streamed = json.loads((out / "summary.json").read_text(), parse_constant=no_nan)
     exact = json.loads((stored / "summary.json").read_text(), parse_constant=no_nan)
     assert streamed["members"] == exact["members"] and list(streamed["scenarios"]) == list(exact["scenarios"])
