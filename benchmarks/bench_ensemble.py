@@ -58,7 +58,7 @@ from spreadjax.ensemble import open_results, run_ensemble
 from spreadjax.ensemble._batch import one_ahead
 from spreadjax.ensemble._pin import pin_workers
 from spreadjax.ensemble._plan import draw_values
-from spreadjax.ensemble._run import WORKER_ENV, _runner, compute_chunk, plan_for, prepare
+from spreadjax.ensemble._run import WORKER_ENV, _runner, _worker_config, compute_chunk, plan_for, prepare
 from spreadjax.ensemble._store import mark_done, read_draws, write_chunk
 
 from _common import write_json  # noqa: E402 (benchmarks/ is on sys.path as the script's folder)
@@ -93,9 +93,9 @@ def make_config(members: int, chunk_size: int) -> Any:
     return parse_config(raw, WHERE)
 
 
-def raw_json(config: Any) -> str:
+def worker_config(config: Any) -> Any:
     """The config as ``run_ensemble`` sends it to workers (the key of their runner cache)."""
-    return json.dumps(config.raw, default=str)
+    return _worker_config(config, plan_for(config))
 
 
 # -- measurement helpers ------------------------------------------------------------------------
@@ -168,7 +168,7 @@ class Compute:
 
     def __init__(self, config: Any, members: int):
         self.config, self.members, self.plan = config, members, plan_for(config)
-        self.runner = _runner(raw_json(config), WHERE)  # the very runner run_ensemble(workers=0) uses
+        self.runner = _runner(worker_config(config))  # the very runner run_ensemble(workers=0) uses
         self.draws = draw_values(config)
         t = time.perf_counter()
         self._chunk(0)
@@ -233,7 +233,7 @@ class Dask:
         warm_store = tmp / f"warm-dask-{workers}.zarr"
         plan, _, _ = prepare(config, warm_store)
         t = time.perf_counter()
-        futures = [self.client.submit(compute_chunk, raw_json(config), WHERE, str(warm_store), plan,
+        futures = [self.client.submit(compute_chunk, worker_config(config), str(warm_store), plan,
                                       k % plan.n_chunks, workers=[a], allow_other_workers=False, pure=False)
                    for k, a in enumerate(sorted(self.client.scheduler_info()["workers"]))]
         self.client.gather(futures)
@@ -273,7 +273,7 @@ def best(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def probe_zarr(config: Any, store: Path, n: int = ZARR_PROBE_CHUNKS) -> dict[str, float]:
     """Median seconds of the zarr calls of one chunk (re-writing identical data into a finished store)."""
     plan = plan_for(config)
-    runner = _runner(raw_json(config), WHERE)
+    runner = _runner(worker_config(config))
     import zarr
 
     adopted = zarr.open_group(str(store), mode="r")["adopted"]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._config import Config
+if TYPE_CHECKING:  # only typed settings are passed in: no import of the config parser
+    from ._config import Config
 
 
 def enable_dtype(dtype: str) -> None:

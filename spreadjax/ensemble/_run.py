@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -64,12 +63,10 @@ def plan_for(config: Any, store: Path | None = None) -> EnsemblePlan:
     return EnsemblePlan(s.draws, tuple(sc.name for sc in config.scenarios), s.replicates, chunk, s.seed)
 
 
-def _worker_json(config: Any, plan: EnsemblePlan) -> str:
-    """The config for workers, with an "auto" chunk size replaced by the plan's (so every process
-    computes the same chunks, whatever its own free memory)."""
-    raw = dict(config.raw)
-    raw["ensemble"] = {**raw.get("ensemble", {}), "chunk_size": plan.chunk_size}
-    return json.dumps(raw, default=str)
+def _worker_config(config: Any, plan: EnsemblePlan) -> Any:
+    """The typed config for workers (pickled to them: they read no file), with an "auto" chunk
+    size replaced by the plan's, so every process computes the same chunks whatever its memory."""
+    return dataclasses.replace(config, ensemble=dataclasses.replace(config.ensemble, chunk_size=plan.chunk_size))
 
 
 def prepare(config: Any, store: Path, posterior: str | None = None) -> tuple[EnsemblePlan, list[int], int]:
@@ -124,12 +121,11 @@ def _open_or_create(config: Any, store: Path, c: _Checked) -> tuple[EnsemblePlan
 
 
 @functools.lru_cache(maxsize=4)
-def _runner(raw_json: str, where: str):
-    from .._config import parse_config
+def _runner(config: Any):
+    """The compiled chunk runner of a (hashable, typed) config, built once per process."""
     from .._jobs import enable_dtype
     from ._batch import ChunkRunner
 
-    config = parse_config(json.loads(raw_json), where)
     enable_dtype(config.simulation.dtype)
     return ChunkRunner(config)
 
@@ -156,21 +152,20 @@ def use_compile_cache(setting: tuple[str, float] | None) -> bool:
     return True
 
 
-def compute_chunk(raw_json: str, where: str, store: str, plan: EnsemblePlan, i: int,
+def compute_chunk(config: Any, store: str, plan: EnsemblePlan, i: int,
                   compile_cache: tuple[str, float] | None = None) -> tuple[int, dict[str, int]]:
     """Simulate chunk ``i`` and write it into ``store``; returns ``i`` and the outputs' checksums
     (runs on a worker, which uses ``compile_cache``, the client's :func:`compile_cache_setting`,
     when it has none)."""
     use_compile_cache(compile_cache)
     start, stop = plan.chunk(i)
-    runner = _runner(raw_json, where)
+    runner = _runner(config)
     draws = read_draws(Path(store), start, stop)
     result = runner.run(start, draws, stop - start)
     return i, write_chunk(Path(store), plan, i, result)
 
 
-def _computed_in_process(raw_json: str, where: str, store: Path, plan: EnsemblePlan,
-                         pending: list[int]) -> Iterator[tuple[int, dict[str, int]]]:
+def _computed_in_process(config: Any, store: Path, plan: EnsemblePlan, pending: list[int]) -> Iterator[tuple[int, dict[str, int]]]:
     """Compute and write the ``pending`` chunks in this process, yielding each one written with
     its checksums.
 
@@ -180,7 +175,7 @@ def _computed_in_process(raw_json: str, where: str, store: Path, plan: EnsembleP
     in flight, which is not marked done and is computed again on resume."""
     from ._batch import one_ahead
 
-    runner = _runner(raw_json, where)
+    runner = _runner(config)
 
     def launch(i: int) -> Any:
         start, stop = plan.chunk(i)
@@ -209,8 +204,7 @@ def run_ensemble(config: Any, store: Path, *, posterior: str | None = None, sche
 def _run_locked(config: Any, store: Path, posterior: str | None, scheduler: str | None,
                 workers: int | None, progress: Progress | None) -> RunReport:
     checked = _check(config, store, posterior)
-    raw_json = _worker_json(config, checked.plan)
-    where = str(Path(config.path).resolve()) if Path(config.path).exists() else str(config.path)
+    worker_config = _worker_config(config, checked.plan)
     progress = progress or (lambda done, total: None)
     workers = config.ensemble.workers if workers is None else workers
     computed: list[int] = []
@@ -223,7 +217,7 @@ def _run_locked(config: Any, store: Path, posterior: str | None, scheduler: str 
     if workers == 0 and scheduler is None:
         plan, pending, skipped, repaired = _open_or_create(config, store, checked)
         progress(skipped, plan.n_chunks)
-        for i, sums in _computed_in_process(raw_json, where, store, plan, pending):
+        for i, sums in _computed_in_process(worker_config, store, plan, pending):
             record(i, sums)
     else:
         from distributed import as_completed
@@ -232,7 +226,7 @@ def _run_locked(config: Any, store: Path, posterior: str | None, scheduler: str 
             plan, pending, skipped, repaired = _open_or_create(config, store, checked)
             progress(skipped, plan.n_chunks)
             cache = compile_cache_setting()
-            futures = [client.submit(compute_chunk, raw_json, where, str(store.resolve()), plan, i, cache,
+            futures = [client.submit(compute_chunk, worker_config, str(store.resolve()), plan, i, cache,
                                      key=f"spreadjax-chunk-{store.name}-{i}-{os.getpid()}", retries=3, pure=False)
                        for i in pending]
             for future in as_completed(futures):

@@ -151,8 +151,7 @@ def test_a_chunk_run_in_several_batches_equals_one_batch(tmp_path, reference, mo
     _run._runner.cache_clear()  # the runner is cached per config: build it with the small batches
     try:
         run_ensemble(config(tmp_path), tmp_path / "b.zarr", workers=0)
-        runner = _run._runner(_run._worker_json(config(tmp_path), _run.plan_for(config(tmp_path))),
-                              str(tmp_path / "ens.toml"))
+        runner = _run._runner(_run._worker_config(config(tmp_path), _run.plan_for(config(tmp_path))))
         assert runner.layout.batch == 4
     finally:
         _run._runner.cache_clear()
