@@ -85,6 +85,7 @@ def make_config(members: int, chunk_size: int) -> Any:
     raw = {
         "title": "bench_ensemble: flagship four-stage model, Sobol design",
         "model": {"name": "four_stage"},
+        "parameters": {"population": 100.0},  # organisations at the one site (the former default)
         "simulation": {"start": 0.0, "end": float(YEARS), "steps_per_year": STEPS_PER_YEAR, "outputs_per_year": 1,
                        "solver": "rk4", "dtype": "float32", "outputs": ["adopted"]},
         "ensemble": {"source": "design", "design": DESIGN, "draws": members, "chunk_size": chunk_size,
