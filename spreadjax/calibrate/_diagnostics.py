@@ -1,39 +1,22 @@
-"""MCMC convergence diagnostics as arrays: R-hat, bulk and tail ESS, E-BFMI, a summary and flags.
+"""MCMC convergence diagnostics through ArviZ: a summary table, plain-words flags and a text table.
 
-The definitions follow Vehtari, Gelman, Simpson, Carpenter and Bürkner (2021), "Rank-normalization,
-folding, and localization: an improved R-hat for assessing convergence of MCMC", Bayesian
-Analysis 16(2), and agree with ArviZ (``arviz.rhat``, ``arviz.ess(method="bulk" | "tail")``,
-``arviz.bfmi``) to rounding (about 1e-12 relative):
+R-hat (rank-normalised split R-hat, the max of bulk and folded), bulk and tail ESS and E-BFMI are
+ArviZ's (``arviz.rhat``, ``arviz.ess(method="bulk" | "tail")``, ``arviz.bfmi``: Vehtari, Gelman,
+Simpson, Carpenter and Bürkner 2021, Bayesian Analysis 16(2); Betancourt 2016). This module adds
+what the product needs around them: one row per scalar element with quantiles, flags in words for
+a policy lead's analyst, and a fixed-width table for ``diagnostics.txt``.
 
-* **split chains**: each chain of ``n`` draws becomes two of ``n // 2`` (first and last halves;
-  the middle draw of an odd ``n`` is dropped);
-* **rank normalisation**: pooled ranks over all split chains (ties get the average rank), then
-  ``z = Phi^-1((r - 3/8) / (S + 1/4))`` with ``S`` the number of draws (Blom's offset);
-* **R-hat** = max(bulk, tail): the split R-hat of the rank-normalised draws and of the
-  rank-normalised folded draws ``|x - median(x)|``;
-* **ESS** from the FFT autocovariance, with Geyer's initial positive sequence truncated at the
-  first negative pair sum, then made monotone (Stan's and ArviZ's estimator, including their
-  use of the last even lag and the lower bound ``tau >= 1 / log10(S)``);
-* **bulk ESS**: ESS of the rank-normalised split chains; **tail ESS**: the smaller ESS of the
-  split indicator chains ``I(x <= q05)`` and ``I(x <= q95)`` (quantiles of type 7, the numpy and
-  R default, over all draws);
-* **E-BFMI** per chain: ``sum(diff(E)^2) / sum((E - mean E)^2)`` (Betancourt 2016).
-
-``numpyro.diagnostics.effective_sample_size`` is *not* used: it has no ``1 / log10(S)`` bound and
-drops the last even autocorrelation that Stan and ArviZ add after the truncated sum, so its
-numbers differ from ArviZ's by up to a few per cent.
-
-One departure from ArviZ: ``rhat`` of a single chain is computed (its two halves are compared),
-where ArviZ returns NaN. Any NaN or infinite draw, or fewer than 4 draws per chain, gives NaN.
-A constant parameter has R-hat NaN and ESS equal to the number of (split) draws, as in ArviZ.
+One departure from ArviZ: the R-hat of a single chain is that of its two halves (which ArviZ then
+splits again), where ArviZ returns NaN; a chain that drifts still shows it. Any NaN or infinite
+draw, or fewer than 4 draws per chain, gives NaN.
 
 Arrays are ``(chain, draw)`` for one scalar, or ``(chain, draw, *extra)`` with a result of shape
-``extra``. This module imports only numpy and xarray.
+``extra``. ArviZ is imported when a diagnostic is computed, not with this module.
 """
 
 from __future__ import annotations
 
-import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -54,249 +37,68 @@ __all__ = [
 QUANTILES = (("q5", 0.05), ("q50", 0.50), ("q95", 0.95))
 MIN_DRAWS = 4
 
-# --------------------------------------------------------------------------------------------
-# array helpers
-# --------------------------------------------------------------------------------------------
+
+def _arviz():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ArviZ's own deprecation notices are not the user's business
+        import arviz
+
+    return arviz
 
 
-def _as_elements(x: Any, name: str = "x") -> tuple[np.ndarray, tuple[int, ...]]:
-    """``(chain, draw, *extra)`` -> float64 ``(element, chain, draw)`` and ``extra``."""
+def _chains(x: Any) -> np.ndarray:
+    """``x`` as a float64 ``(chain, draw, ...)`` array, one chain as its two halves."""
     a = np.asarray(x, dtype=np.float64)
     if a.ndim < 2:
-        raise ValueError(
-            f"{name} must have shape (chain, draw, ...); got shape {a.shape}. "
-            f"For one chain pass x[None, :]."
-        )
+        raise ValueError(f"expected an array of shape (chain, draw, ...); got shape {a.shape}")
+    if a.shape[0] == 1 and a.shape[1] >= 2 * MIN_DRAWS:
+        half = a.shape[1] // 2
+        a = np.stack([a[0, :half], a[0, a.shape[1] - half:]])
+    return a
+
+
+def _elementwise(fn, x: Any, split_single: bool = True) -> np.ndarray | float:
+    """Apply an ArviZ diagnostic to each element of a ``(chain, draw, *extra)`` array."""
+    a = _chains(x) if split_single else np.asarray(x, dtype=np.float64)
+    if a.ndim < 2:
+        raise ValueError(f"expected an array of shape (chain, draw, ...); got shape {a.shape}")
     extra = a.shape[2:]
-    a = np.moveaxis(a.reshape(a.shape[0], a.shape[1], -1), 2, 0)
-    return a, extra
-
-
-def _valid(a: np.ndarray) -> np.ndarray:
-    """Elements with finite draws and at least MIN_DRAWS draws per chain: bool ``(element,)``."""
-    ok = np.isfinite(a).all(axis=(1, 2))
-    if a.shape[2] < MIN_DRAWS:
-        ok[:] = False
-    return ok
-
-
-def _split(a: np.ndarray) -> np.ndarray:
-    """``(element, chain, n)`` -> ``(element, 2 chain, n // 2)``: first and last halves."""
-    half = a.shape[2] // 2
-    return np.concatenate([a[:, :, :half], a[:, :, a.shape[2] - half :]], axis=1)
-
-
-def _rank_average(flat: np.ndarray) -> np.ndarray:
-    """Ranks 1..S along the last axis of ``(element, S)``, ties sharing the average rank."""
-    n_el, size = flat.shape
-    order = np.argsort(flat, axis=1, kind="stable")
-    srt = np.take_along_axis(flat, order, axis=1)
-    idx = np.broadcast_to(np.arange(size), (n_el, size))
-    differs = srt[:, 1:] != srt[:, :-1]
-    first = np.concatenate([np.ones((n_el, 1), bool), differs], axis=1)
-    last = np.concatenate([differs, np.ones((n_el, 1), bool)], axis=1)
-    start = np.maximum.accumulate(np.where(first, idx, 0), axis=1)
-    end = np.minimum.accumulate(np.where(last, idx, size)[:, ::-1], axis=1)[:, ::-1]
-    ranks = np.empty((n_el, size))
-    np.put_along_axis(ranks, order, 0.5 * (start + end) + 1.0, axis=1)
-    return ranks
-
-
-def _ndtri(p: np.ndarray) -> np.ndarray:
-    """Inverse standard normal CDF, Wichura's AS241 (PPND16, ~1e-16 relative), vectorised."""
-    p = np.asarray(p, dtype=np.float64)
-    q = p - 0.5
-    out = np.empty_like(p)
-    central = np.abs(q) <= 0.425
-    if central.any():
-        qc = q[central]
-        r = 0.180625 - qc * qc
-        num = (((((((2.5090809287301226727e3 * r + 3.3430575583588128105e4) * r
-                    + 6.7265770927008700853e4) * r + 4.5921953931549871457e4) * r
-                  + 1.3731693765509461125e4) * r + 1.9715909503065514427e3) * r
-                + 1.3314166789178437745e2) * r + 3.3871328727963666080e0) * qc  # fmt: skip
-        den = (((((((5.2264952788528545610e3 * r + 2.8729085735721942674e4) * r
-                    + 3.9307895800092710610e4) * r + 2.1213794301586595867e4) * r
-                  + 5.3941960214247511077e3) * r + 6.8718700749205790830e2) * r
-                + 4.2313330701600911252e1) * r + 1.0)  # fmt: skip
-        out[central] = num / den
-    tails = ~central
-    if tails.any():
-        qt = q[tails]
-        pt = p[tails]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r = np.sqrt(-np.log(np.where(qt <= 0.0, pt, 1.0 - pt)))
-        x = np.empty_like(r)
-        near = r <= 5.0
-        rn = r[near] - 1.6
-        num = (((((((7.7454501427834140764e-4 * rn + 2.27238449892691845833e-2) * rn
-                    + 2.41780725177450611770e-1) * rn + 1.27045825245236838258e0) * rn
-                  + 3.64784832476320460504e0) * rn + 5.76949722146069140550e0) * rn
-                + 4.63033784615654529590e0) * rn + 1.42343711074968357734e0)  # fmt: skip
-        den = (((((((1.05075007164441684324e-9 * rn + 5.47593808499534494600e-4) * rn
-                    + 1.51986665636164571966e-2) * rn + 1.48103976427480074590e-1) * rn
-                  + 6.89767334985100004550e-1) * rn + 1.67638483018380384940e0) * rn
-                + 2.05319162663775882187e0) * rn + 1.0)  # fmt: skip
-        x[near] = num / den
-        rf = r[~near] - 5.0
-        num = (((((((2.01033439929228813265e-7 * rf + 2.71155556874348757815e-5) * rf
-                    + 1.24266094738807843860e-3) * rf + 2.65321895265761230930e-2) * rf
-                  + 2.96560571828504891230e-1) * rf + 1.78482653991729133580e0) * rf
-                + 5.46378491116411436990e0) * rf + 6.65790464350110377720e0)  # fmt: skip
-        den = (((((((2.04426310338993978564e-15 * rf + 1.42151175831644588870e-7) * rf
-                    + 1.84631831751005468180e-5) * rf + 7.86869131145613259100e-4) * rf
-                  + 1.48753612908506148525e-2) * rf + 1.36929880922735805310e-1) * rf
-                + 5.99832206555887937690e-1) * rf + 1.0)  # fmt: skip
-        x[~near] = num / den
-        out[tails] = np.where(qt < 0.0, -x, x)
-    out[(p < 0.0) | (p > 1.0) | np.isnan(p)] = np.nan
-    return out
-
-
-def _z_scale(a: np.ndarray) -> np.ndarray:
-    """Rank-normalise ``(element, chain, draw)`` over all chains and draws of each element."""
-    n_el = a.shape[0]
-    size = a.shape[1] * a.shape[2]
-    ranks = _rank_average(a.reshape(n_el, size))
-    return _ndtri((ranks - 0.375) / (size + 0.25)).reshape(a.shape)
-
-
-def _rhat_core(a: np.ndarray) -> np.ndarray:
-    """Classic R-hat of ``(element, chain, draw)`` (no splitting)."""
-    n = a.shape[2]
-    within = a.var(axis=2, ddof=1).mean(axis=1)
-    between = n * a.mean(axis=2).var(axis=1, ddof=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.sqrt((between / within + n - 1.0) / n)
-
-
-def _autocov(a: np.ndarray) -> np.ndarray:
-    """Biased FFT autocovariance along the last axis (lags 0..n-1)."""
-    n = a.shape[-1]
-    m = 1 << int(math.ceil(math.log2(2 * n)))
-    c = a - a.mean(axis=-1, keepdims=True)
-    f = np.fft.rfft(c, n=m, axis=-1)
-    return np.fft.irfft(f * np.conjugate(f), n=m, axis=-1)[..., :n] / n
-
-
-def _ess_core(a: np.ndarray) -> np.ndarray:
-    """ESS of ``(element, chain, draw)`` chains as given (callers split them first).
-
-    Geyer's initial positive then monotone sequence, written to reproduce Stan's and ArviZ's
-    loop exactly: pair sums ``P_k = rho_2k + rho_2k+1`` are taken while the previous pair sum is
-    positive (and ``2k < n - 2``); the last pair read, ``K``, contributes its even lag
-    ``rho_2K`` when that lag is positive or its pair sum is non-negative; the kept pair sums are
-    replaced by their running minimum; ``tau = -1 + 2 sum_{k<K} P_k + rho_2K``, bounded below
-    by ``1 / log10(chain * draw)``.
-    """
-    n_el, n_chain, n = a.shape
-    total = n_chain * n
-    out = np.full(n_el, np.nan)
-    finite = np.isfinite(a).all(axis=(1, 2)) & (n >= 2)
-    spread = np.zeros(n_el)
-    if n_el and a.size:
-        spread = a.max(axis=(1, 2)) - a.min(axis=(1, 2))
-    constant = finite & (spread < np.finfo(np.float64).resolution)
-    out[constant] = float(total)
-    todo = finite & ~constant
-    if not todo.any():
-        return out
-    b = a[todo]
-    acov = _autocov(b)
-    mean_var = acov[:, :, 0].mean(axis=1) * n / (n - 1.0)
-    var_plus = mean_var * (n - 1.0) / n
-    if n_chain > 1:
-        var_plus = var_plus + b.mean(axis=2).var(axis=1, ddof=1)
-    rho = 1.0 - (mean_var[:, None] - acov.mean(axis=1)) / var_plus[:, None]
-    rho[:, 0] = 1.0
-    k_lim = max((n - 3) // 2, 0)  # pairs k = 1..k_lim are read while 2k - 1 < n - 3
-    pairs = rho[:, 0 : 2 * k_lim + 1 : 2] + rho[:, 1 : 2 * k_lim + 2 : 2]  # (el, k_lim + 1)
-    nonpos = ~(pairs > 0.0)
-    last = np.where(nonpos.any(axis=1), np.argmax(nonpos, axis=1), k_lim)
-    last = np.minimum(last, k_lim)
-    running = np.minimum.accumulate(pairs, axis=1)
-    keep = np.arange(k_lim + 1)[None, :] < last[:, None]
-    kept_sum = np.where(keep, running, 0.0).sum(axis=1)
-    rows = np.arange(b.shape[0])
-    even = rho[rows, 2 * last]
-    last_pair = pairs[rows, last]
-    even = np.where(last == 0, 1.0, np.where((even > 0.0) | (last_pair >= 0.0), even, 0.0))
-    tau = np.where(last == 0, 0.0, -1.0 + 2.0 * kept_sum + even)
-    tau = np.maximum(tau, 1.0 / math.log10(total))
-    out[todo] = total / tau
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# public diagnostics
-# --------------------------------------------------------------------------------------------
+    flat = a.reshape(a.shape[0], a.shape[1], -1)
+    out = np.full(flat.shape[2], np.nan)
+    ok = np.isfinite(flat).all(axis=(0, 1)) & (a.shape[1] >= MIN_DRAWS)
+    if ok.any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a constant element: ArviZ's NaN stands
+            values = fn(xr.Dataset({"x": (("chain", "draw", "element"), flat[:, :, ok])}))["x"].values
+        out[ok] = values
+    return float(out[0]) if extra == () else out.reshape(extra)
 
 
 def rhat(x: Any) -> np.ndarray | float:
-    """Rank-normalised split R-hat: max of the bulk and the folded (tail) versions.
-
-    ``x`` is ``(chain, draw)`` (returns a float) or ``(chain, draw, *extra)`` (returns an array
-    of shape ``extra``). Values above 1.01 mean the chains have not mixed.
-    """
-    a, extra = _as_elements(x)
-    out = np.full(a.shape[0], np.nan)
-    ok = _valid(a)
-    if ok.any():
-        s = _split(a[ok])
-        bulk = _rhat_core(_z_scale(s))
-        med = np.median(s.reshape(s.shape[0], -1), axis=1)
-        tail = _rhat_core(_z_scale(np.abs(s - med[:, None, None])))
-        out[ok] = np.maximum(bulk, tail)
-    return _shape(out, extra)
+    """Rank-normalised split R-hat (``arviz.rhat``); values above 1.01 mean the chains have not mixed."""
+    return _elementwise(lambda ds: _arviz().rhat(ds, method="rank"), x)
 
 
 def ess_bulk(x: Any) -> np.ndarray | float:
-    """Bulk effective sample size: ESS of the rank-normalised split chains."""
-    a, extra = _as_elements(x)
-    out = np.full(a.shape[0], np.nan)
-    ok = _valid(a)
-    if ok.any():
-        out[ok] = _ess_core(_z_scale(_split(a[ok])))
-    return _shape(out, extra)
+    """Bulk effective sample size (``arviz.ess(method="bulk")``)."""
+    return _elementwise(lambda ds: _arviz().ess(ds, method="bulk"), x, split_single=False)
 
 
-def ess_tail(x: Any, prob: tuple[float, float] = (0.05, 0.95)) -> np.ndarray | float:
-    """Tail effective sample size: min ESS of the split indicators ``I(x <= q05)``, ``I(x <= q95)``."""
-    a, extra = _as_elements(x)
-    out = np.full(a.shape[0], np.nan)
-    ok = _valid(a)
-    if ok.any():
-        b = a[ok]
-        qs = np.quantile(b.reshape(b.shape[0], -1), prob, axis=1)  # (2, element)
-        lo = _ess_core(_split((b <= qs[0][:, None, None]).astype(np.float64)))
-        hi = _ess_core(_split((b <= qs[1][:, None, None]).astype(np.float64)))
-        out[ok] = np.minimum(lo, hi)
-    return _shape(out, extra)
+def ess_tail(x: Any) -> np.ndarray | float:
+    """Tail effective sample size: the smaller of the 5% and 95% quantiles' (``arviz.ess(method="tail")``)."""
+    return _elementwise(lambda ds: _arviz().ess(ds, method="tail"), x, split_single=False)
 
 
 def ebfmi(energy: Any) -> np.ndarray:
-    """Energy Bayesian fraction of missing information, one value per chain.
-
-    ``energy`` is ``(chain, draw)`` (a 1-D array is one chain). Values below 0.3 mean the
-    momentum resampling explores the energy distribution poorly (Betancourt 2016).
-    """
+    """Energy Bayesian fraction of missing information per chain (``arviz.bfmi``); ``energy`` is
+    ``(chain, draw)`` (1-D: one chain). Below 0.3, momentum resampling explores the energy poorly."""
     e = np.asarray(energy, dtype=np.float64)
     if e.ndim == 1:
         e = e[None, :]
     if e.ndim != 2:
         raise ValueError(f"energy must have shape (chain, draw); got shape {e.shape}")
     with np.errstate(divide="ignore", invalid="ignore"):
-        num = np.square(np.diff(e, axis=1)).mean(axis=1)
-        return num / e.var(axis=1, ddof=1)
-
-
-def _shape(out: np.ndarray, extra: tuple[int, ...]) -> np.ndarray | float:
-    return float(out[0]) if extra == () else out.reshape(extra)
-
-
-# --------------------------------------------------------------------------------------------
-# summary, flags and table
-# --------------------------------------------------------------------------------------------
+        return np.atleast_1d(np.asarray(_arviz().bfmi(e), dtype=np.float64))
 
 
 def _label(name: str, dims: Sequence[str], values: Sequence[Any]) -> str:

@@ -16,7 +16,7 @@ import dataclasses
 import functools
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ class RunReport:
     plan: EnsemblePlan
     computed: list[int]
     skipped: int
-    repaired: list[tuple[int, str, str]] = dataclasses.field(default_factory=list)
+    repaired: list[tuple[int, str, str]] = field(default_factory=list)
 
     def repaired_text(self) -> str:
         """The repairs in words: which finished chunks failed their checksums and were recomputed."""
@@ -75,7 +75,7 @@ def prepare(config: Any, store: Path, posterior: str | None = None) -> tuple[Ens
     return plan, pending, skipped
 
 
-@dataclasses.dataclass
+@dataclass
 class _Checked:
     """What :func:`_check` found (nothing written): ``done`` is None for a new store; ``damage``
     lists the finished chunks that failed their checksums."""

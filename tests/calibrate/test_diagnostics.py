@@ -1,10 +1,9 @@
-"""MCMC diagnostics against ArviZ as the independent truth.
+"""MCMC diagnostics: ArviZ's numbers wired element by element, and against closed forms.
 
-ArviZ (``arviz.rhat``, ``arviz.ess(method="bulk"|"tail")``, ``arviz.bfmi``) implements the same
-definitions (Vehtari et al. 2021; Betancourt 2016), so the numbers must agree to rounding. The
-only numerical difference is the inverse normal CDF (AS241 here, Cephes' ``ndtri`` in SciPy,
-both ~1e-16 relative) and the FFT length; agreement is checked to 1e-9 relative, well inside the
-1e-6 asked for.
+The estimators are ArviZ's (``arviz.rhat``, ``arviz.ess``, ``arviz.bfmi``); the tests check that
+every element of every variable gets ArviZ's value, that the values behave as theory says (the
+ESS of an AR(1) chain is n (1 - phi) / (1 + phi); R-hat sees shifted and rescaled chains), and
+the summary, flags and table built on them.
 """
 
 import warnings
@@ -14,9 +13,6 @@ import pytest
 import xarray as xr
 
 from spreadjax.calibrate._diagnostics import (
-    _ndtri,
-    _split,
-    _z_scale,
     diagnostic_flags,
     ebfmi,
     ess_bulk,
@@ -144,23 +140,13 @@ def test_degenerate_inputs():
         rhat(np.zeros(10))
 
 
-def test_ndtri_matches_scipy():
-    special = pytest.importorskip("scipy.special")
-    rng = np.random.default_rng(4)
-    p = np.concatenate([rng.uniform(size=10000), np.logspace(-300, -1, 300), 1 - np.logspace(-16, -1, 50)])
-    np.testing.assert_allclose(_ndtri(p), special.ndtri(p), rtol=1e-14, atol=0)
-    assert np.isnan(_ndtri(np.array([-0.1, 1.1, np.nan]))).all()
-
-
-def test_numpyro_ess_is_a_different_estimator():
-    """numpyro's ESS has no 1/log10(S) bound and drops the final even lag: not ArviZ's numbers."""
-    from numpyro.diagnostics import effective_sample_size
-
-    x = CASES["antithetic"]
-    z = _z_scale(_split(x[None]))[0]
-    theirs = float(effective_sample_size(z))
-    assert abs(theirs / ess_bulk(x) - 1) > 0.05
-    np.testing.assert_allclose(ess_bulk(x), arviz_value("bulk", x), rtol=RTOL)
+@pytest.mark.parametrize("phi", [0.0, 0.6, -0.5])
+def test_ess_of_an_ar1_chain_is_its_closed_form(phi):
+    """For AR(1) draws, ESS / n -> (1 - phi) / (1 + phi) (the integrated autocorrelation time)."""
+    rng = np.random.default_rng(11)
+    x = ar1(rng, 4, 20000, phi)
+    truth = x.size * (1 - phi) / (1 + phi)
+    assert abs(ess_bulk(x) / truth - 1) < 0.1, (ess_bulk(x), truth)
 
 
 def test_ebfmi_matches_arviz():
@@ -332,13 +318,10 @@ def test_format_table(tmp_path):
     assert path.read_text() == table
 
 
-def test_module_does_not_import_arviz_or_scipy():
+def test_importing_the_module_does_not_import_arviz():
     import subprocess
     import sys
 
-    code = (
-        "import sys, spreadjax.calibrate._diagnostics; "
-        "print(sorted(m for m in ('arviz', 'scipy') if m in sys.modules))"
-    )
+    code = "import sys, spreadjax.calibrate._diagnostics; print('arviz' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert out.stdout.strip() == "False"  # ArviZ loads when a diagnostic is computed
