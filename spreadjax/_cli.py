@@ -424,6 +424,55 @@ def run(
 
 
 @app.command()
+def backtest(
+    config: ConfigArg,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("out"),
+    plot: Annotated[bool, typer.Option(help="Also save OUT/backtest.png.")] = True,
+) -> None:
+    """Rolling-origin backtest: fit on the data up to each origin, forecast the rest, score it
+    against a per-site Bass fit and "no change": writes OUT/backtest.nc, backtest.json, backtest.png."""
+    from ._config import load_config
+
+    try:
+        cfg = load_config(config)
+        cfg.require_model("`spreadjax backtest`")
+        if cfg.calibration is None or not cfg.calibration.priors:
+            raise InputError(f"{config}: a backtest needs [data] and [priors] (it calibrates at each origin)")
+        _check_out(out_dir)
+        from .calibrate._run import build_problem
+
+        import math
+
+        times = build_problem(cfg, fit_until=math.inf).data.times
+        origins = cfg.backtest.origin_indices(times)
+    except InputError as exc:
+        _fail(exc)
+    _chains_on_cores(cfg)
+    from .backtest import run_backtest
+
+    out.print(f"backtest of {cfg.title}: {len(origins)} origin(s) at "
+              f"{', '.join(f'{times[k]:g}' for k in origins)} years", highlight=False, markup=False)
+    try:
+        result = run_backtest(cfg, out_dir, say=lambda text: out.print(text, highlight=False, markup=False))
+    except InputError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        err.print(f"interrupted: scored origins are kept in {out_dir / 'backtest'}; run the same command to resume")
+        raise typer.Exit(130) from None
+    summary = _read_json(out_dir / "backtest.json")
+    for f, row in summary["pooled"].items():
+        out.print(f"  {f:10s} 50% band {row['covered50']:.0%}, 90% band {row['covered90']:.0%}, "
+                  f"mean CRPS {row['crps']:.4f}, bias {row['bias']:+.3f}", highlight=False, markup=False)
+    style = "green" if summary["calibrated"] else "bold red"
+    out.print(Text(summary["verdict"], style=style))
+    if plot:
+        from .report._backtest_figures import plot_backtest
+
+        out.print(f"wrote {plot_backtest(result, out_dir / 'backtest.png')}", highlight=False)
+    out.print(f"wrote {out_dir / 'backtest.nc'}, {out_dir / 'backtest.json'}", highlight=False)
+
+
+@app.command()
 def verify(folder: Annotated[Path, typer.Argument(help="An ensemble store, or the folder holding ensemble.zarr.",
                                                 show_default=False)]) -> None:
     """Reread every finished chunk of an ensemble store against the checksum written with it."""
