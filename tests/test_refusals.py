@@ -256,6 +256,19 @@ CASES = {
     "scheduler-and-workers": (lambda t: ["ensemble", cfg(t, model_toml(extra=ENSEMBLE)), "--out", t / "out",
                                          "--scheduler", "tcp://127.0.0.1:1", "--workers", "2"],
                               "give --scheduler or --workers, not both"),
+    # -- backtests
+    "backtest-without-data": (lambda t: ["backtest", cfg(t, model_toml()), "--out", t / "out"],
+                              "a backtest needs [data] and [priors]"),
+    "backtest-unknown-key": (lambda t: ["backtest", cfg(t, calibration_toml() + "[backtest]\norigin = 3\n"),
+                                        "--out", t / "out"], "[backtest] unknown key 'origin'"),
+    "backtest-origin-not-observed": (lambda t: ["backtest", cfg(t, calibration_toml() + "[backtest]\norigins = [0.6]\n"),
+                                                "--out", t / "out"], "[backtest] origins: 0.6 is not an observation time"),
+    "backtest-origin-at-the-end": (lambda t: ["backtest", cfg(t, calibration_toml() + "[backtest]\norigins = [1.0]\n"),
+                                              "--out", t / "out"], "[backtest] origins: 1 is not an observation time"),
+    "backtest-min-train": (lambda t: ["backtest", cfg(t, calibration_toml() + "[backtest]\nmin_train = 1.5\n"),
+                                      "--out", t / "out"], "[backtest] min_train = 1.5"),
+    "backtest-draws-few": (lambda t: ["check", cfg(t, calibration_toml() + "[backtest]\ndraws = 3\n")],
+                           "[backtest] draws = 3: expected a whole number >= 10"),
     # -- damaged stores: named, never read as data
     "verify-no-folder": (lambda t: ["verify", t / "nothing-here"], "nothing-here: no such folder"),
     "verify-on-a-file": (lambda t: ["verify", _bytes(t / "e.zarr", b"PK\x03\x04")], "e.zarr: is not a folder"),
@@ -344,7 +357,7 @@ def test_the_table_covers_every_subcommand_that_takes_input(tmp_path):
     for i, (make, _) in enumerate(CASES.values()):
         (tmp_path / str(i)).mkdir()
         commands.add(make(tmp_path / str(i))[0])
-    assert {"check", "simulate", "calibrate", "ensemble", "run", "report", "verify"} <= commands
+    assert {"check", "simulate", "calibrate", "ensemble", "run", "report", "verify", "backtest"} <= commands
     assert len(CASES) >= 40
 
 
