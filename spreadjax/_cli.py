@@ -373,6 +373,8 @@ def run(
                                                   show_default=False)] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("out"),
     workers: Annotated[int | None, typer.Option(help="Local dask workers (0: run in this process).")] = None,
+    backtest: Annotated[bool, typer.Option("--backtest", help="Also backtest the forecast on the data's past "
+                                                              "([backtest] origins) and report it.")] = False,
 ) -> None:
     """The whole job: calibrate, ensemble over the scenarios, summaries, sensitivities and OUT/report.html."""
     import time
@@ -406,7 +408,7 @@ def run(
     try:
         try:
             report = run_pipeline(cfg, out_dir, say=say, progress_bar=False, workers=workers,
-                                  chunk_progress=chunk_progress)
+                                  chunk_progress=chunk_progress, backtest=backtest)
         finally:
             if bar.live.is_started:
                 bar.stop()

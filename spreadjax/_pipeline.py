@@ -36,7 +36,8 @@ def default_config_path() -> Path:
 
 
 def run_pipeline(config: Any, out_dir: Path, *, say: Say = print, progress_bar: bool = False,
-                 workers: int | None = None, chunk_progress: Callable[[int, int], None] | None = None) -> Path:
+                 workers: int | None = None, chunk_progress: Callable[[int, int], None] | None = None,
+                 backtest: bool = False) -> Path:
     """Run every stage for ``config`` into ``out_dir``; returns the report's path."""
     config.require_model("`spreadjax run` (the forecasting pipeline)")
     if config.calibration is None:
@@ -62,11 +63,11 @@ def run_pipeline(config: Any, out_dir: Path, *, say: Say = print, progress_bar: 
     from ._lock import output_lock
 
     with output_lock(out_dir, "spreadjax run"):
-        return _run_stages(config, out_dir, say, progress_bar, workers, chunk_progress)
+        return _run_stages(config, out_dir, say, progress_bar, workers, chunk_progress, backtest)
 
 
 def _run_stages(config: Any, out_dir: Path, say: Say, progress_bar: bool, workers: int | None,
-                chunk_progress: Callable[[int, int], None] | None) -> Path:
+                chunk_progress: Callable[[int, int], None] | None, backtest: bool) -> Path:
     """The five stages, with ``out_dir`` locked."""
     store = out_dir / "ensemble.zarr"
     started = _now()
@@ -90,6 +91,14 @@ def _run_stages(config: Any, out_dir: Path, say: Say, progress_bar: bool, worker
     write_summaries(config, store, out_dir)
     say("[4/5] which lever matters most: jax.grad elasticities and Sobol indices")
     _sensitivity(config, store, out_dir)
+    if backtest:
+        from .backtest import run_backtest
+
+        say(f"[+] backtest: how the bands held on the past ({config.backtest.origins} origins as [backtest] sets)")
+        result = run_backtest(config, out_dir, say=lambda text: say(f"      {text}"))
+        from .report._backtest_figures import plot_backtest
+
+        plot_backtest(result, out_dir / "backtest.png")
     say("[5/5] writing the report")
     _observed(config, out_dir)
     _provenance(config, out_dir, sha, started)

@@ -28,7 +28,7 @@ from tests.report.test_html import CHROMIUM, assert_renders_offline
 
 runner = CliRunner()
 BUNDLED = Path(__file__).resolve().parents[1] / "spreadjax" / "configs" / "medical_innovation.toml"
-SECTIONS = (("headline", "What to expect"), ("futures", "How adoption may unfold"), ("pace", "Pace and extent"),
+SECTIONS = (("headline", "What to expect"), ("backtest", "How well did the model forecast the past?"), ("futures", "How adoption may unfold"), ("pace", "Pace and extent"),
             ("levers", "Which lever matters most"), ("calibration", "How well the model fits the data"),
             ("model", "The model, its assumptions and limits"), ("reproducibility", "Reproducibility"))
 PNGS = ("predictive.png", "trace_rank.png", "prior_posterior.png")

@@ -52,6 +52,7 @@ __all__ = ["build_report", "headline"]
 
 REPORT = "report.html"
 SUMMARY_SCHEMA = "spreadjax.ensemble.summary/"
+BACKTEST_PNG = "backtest.png"
 CALIBRATION_PNGS = {
     "predictive.png": "Observed adopters against what the calibrated model predicts",
     "trace_rank.png": "Sampler traces and rank plots (chains should overlap and ranks look uniform)",
@@ -326,6 +327,7 @@ class _Inputs:
     posterior: dict[str, Any] | None = None
     diag_rows: list[dict[str, str]] | None = None
     diag_text: str | None = None
+    backtest: dict[str, Any] | None = None  # backtest.json of `spreadjax backtest` / `run --backtest`
     pngs: dict[str, bytes] = field(default_factory=dict)
     bad_pngs: list[str] = field(default_factory=list)
     hashes: dict[str, str] = field(default_factory=dict)
@@ -357,7 +359,8 @@ def _load(run_dir: Path) -> _Inputs:
     summary = _read_json(path, required=True)
     _check_summary(summary, str(path))
     inp = _Inputs(run_dir, summary)
-    for name, attr in (("run.json", "run"), ("observed.json", "observed"), ("sensitivity.json", "sensitivity")):
+    for name, attr in (("run.json", "run"), ("observed.json", "observed"), ("sensitivity.json", "sensitivity"),
+                       ("backtest.json", "backtest")):
         value = _read_json(run_dir / name, required=False)
         if value is not None and not isinstance(value, dict):
             raise InputError(f"{run_dir / name}: expected a JSON object, got {type(value).__name__}")
@@ -388,7 +391,9 @@ def _load(run_dir: Path) -> _Inputs:
             inp.diag_text = txt.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"{txt}: not a readable text file ({exc})") from None
-    for name in CALIBRATION_PNGS:
+    if inp.backtest is not None:
+        _check_backtest(inp.backtest, run_dir / "backtest.json")
+    for name in (*CALIBRATION_PNGS, BACKTEST_PNG):
         p = run_dir / name
         if p.exists():
             data = p.read_bytes()
@@ -397,11 +402,18 @@ def _load(run_dir: Path) -> _Inputs:
             else:
                 inp.bad_pngs.append(name)
     for name in ("summary.json", "summary.nc", "posterior.nc", "diagnostics.csv", "diagnostics.txt",
-                 "sensitivity.json", "observed.json", "run.json", *CALIBRATION_PNGS):
+                 "sensitivity.json", "observed.json", "run.json", "backtest.json", BACKTEST_PNG,
+                 *CALIBRATION_PNGS):
         p = run_dir / name
         if p.is_file():
             inp.hashes[name] = _sha256(p)
     return inp
+
+
+def _check_backtest(bt: Mapping[str, Any], path: Path) -> None:
+    pooled = bt.get("pooled")
+    if not isinstance(pooled, Mapping) or "model" not in pooled or not isinstance(bt.get("origins"), list):
+        raise InputError(f"{path}: not a backtest summary (needs 'origins' and 'pooled' scores of 'model')")
 
 
 def _check_observed(obs: Mapping[str, Any], path: Path) -> None:
@@ -510,6 +522,7 @@ class _Page:
             sub.append(f"run finished {esc(self.run['finished'])}")
         sections = [
             ("headline", "What to expect", self.sec_headline()),
+            ("backtest", "How well did the model forecast the past?", self.sec_backtest()),
             ("futures", "How adoption may unfold", self.sec_futures()),
             ("pace", "Pace and extent", self.sec_pace()),
             ("levers", "Which lever matters most", self.sec_levers()),
@@ -543,6 +556,38 @@ class _Page:
         out += ('<p class="note">A <em>simulated future</em> is one run of the model with one plausible set of '
                 'parameter values and one roll of chance; "8 of 10" means 80% of them. These are not promises: '
                 'see <a href="#model">the assumptions</a>.</p>')
+        return out
+
+    # ------------------------------------------------------------------------- backtest
+    def sec_backtest(self) -> str:
+        bt = self.inp.backtest
+        if bt is None:
+            return _missing("no backtest in this run folder: before trusting the bands, check how they held on "
+                            "the past with <code>spreadjax backtest CONFIG --out DIR</code> (the same folder) or "
+                            "<code>spreadjax run --backtest</code>.")
+        pooled = bt["pooled"]
+        cls = "good" if bt.get("calibrated") else "bad"
+        out = (f'<p class="flag {cls}">{esc(bt.get("verdict", ""))}. The model was fitted to the data up to '
+               f'each of {len(bt["origins"])} past dates and asked to forecast what came next; '
+               f'{bt.get("points", "?")} later observations were then compared with its forecasts.</p>')
+        names = {"model": "this model", "bass": "a Bass curve fitted to each site", "no_change": "no change"}
+        rows = []
+        for f, label in names.items():
+            r = pooled.get(f)
+            if not isinstance(r, Mapping):
+                continue
+            share = lambda v: f"{100 * num(v):.0f}%" if math.isfinite(num(v)) else "&ndash;"  # noqa: E731
+            rows.append([esc(label), share(r.get("covered50")), share(r.get("covered90")),
+                         _fmt(r.get("crps"), 3), _fmt(r.get("bias"), 2)])
+        out += _table(["forecast", "inside the 50% band", "inside the 90% band", "mean CRPS (lower is better)",
+                       "bias (median - observed)"], rows)
+        if BACKTEST_PNG in self.inp.pngs:
+            out += _fig(_png_uri(self.inp.pngs[BACKTEST_PNG]), "Backtest coverage, PIT histogram and CRPS by origin",
+                        "Left: share of held-out observations inside the bands, by forecast date (red: the 90% "
+                        "band held fewer than 85% or more than 95%). Middle: where observations fell within the "
+                        "forecast (flat when calibrated). Right: forecast error against the references.", "wide")
+        out += ('<p class="note">CRPS is in shares of organisations; a well-calibrated 90% band holds about 90% '
+                'of what happens. The references use only the same data up to each date.</p>')
         return out
 
     # ------------------------------------------------------------------------- 2 futures

@@ -1,6 +1,7 @@
 """`spreadjax backtest` end to end on a small two-town data set: the files, the scores' bookkeeping
 against the data themselves, resuming, and refusals."""
 
+import html
 import json
 
 import numpy as np
@@ -90,3 +91,21 @@ def test_a_damaged_fold_is_scored_again(tmp_path):
     assert "calibrating on 4" in flat(again.stdout)
     with xr.open_dataset(fold, engine="h5netcdf") as ds:
         assert ds.sizes["time"] == 2
+
+
+def test_run_with_backtest_puts_it_in_the_report(tmp_path, monkeypatch):
+    from ..test_refusals import COUNTS as SMALL_COUNTS
+    from ..test_refusals import ENSEMBLE_RUN, calibration_toml as small_toml
+
+    monkeypatch.setenv("SPREADJAX_CACHE_DIR", "off")
+    (tmp_path / "counts.csv").write_text(SMALL_COUNTS)  # sites of 7 and 900 organisations
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(small_toml() + ENSEMBLE_RUN + "[backtest]\norigins = [0.5]\ndraws = 10\nbootstrap = 10\n")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(cfg), "--out", str(out), "--workers", "0", "--backtest"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "[+] backtest" in result.stdout and "origin 0.5 years: calibrating on 2" in flat(result.stdout)
+    summary = json.loads((out / "backtest.json").read_text())
+    assert summary["origins"] == [0.5] and summary["points"] == 2 * 2
+    section = (out / "report.html").read_text().split('<section id="backtest">')[1].split("</section>")[0]
+    assert html.escape(summary["verdict"]) in section and "data:image/png;base64" in section

@@ -37,7 +37,7 @@ START = np.datetime64("2025-04-01")
 TIMES = np.round(np.arange(0, 5 * 12 + 1) / 12.0, 12)  # monthly, 5 years
 FIT_UNTIL = 2.0
 TARGET = {"fraction": 0.5, "date": "2028-03-31", "label": "50% adopted by 2028-03-31"}
-SECTIONS = ("headline", "futures", "pace", "levers", "calibration", "model", "reproducibility")
+SECTIONS = ("headline", "backtest", "futures", "pace", "levers", "calibration", "model", "reproducibility")
 CHROMIUM = "/usr/bin/chromium"
 
 
@@ -398,3 +398,31 @@ def test_opens_in_headless_chromium(run_dir, tmp_path):
     work = tmp_path / "report"
     work.mkdir()
     assert_renders_offline(run_dir / "report.html", work)
+
+
+def _backtest_json(coverage90: float, calibrated: bool) -> dict:
+    row = lambda c50, c90, crps: {"covered50": c50, "covered90": c90, "crps": crps, "relative_crps": 1.0,  # noqa: E731
+                                  "bias": -0.26}
+    return {"origins": [0.5, 1.0, 1.5, 2.0], "points": 44,
+            "pooled": {"model": row(0.21, coverage90, 0.081), "bass": row(0.4, 0.83, 0.057),
+                       "no_change": row(0.05, 0.05, 0.2)},
+            "calibrated": calibrated, "verdict": f"the 90% bands held {coverage90:.0%} of what happened"}
+
+
+def test_backtest_section_before_the_forecast(tmp_path, run_dir):
+    d = tmp_path / "bt"
+    shutil.copytree(run_dir, d)
+    _write_json(d / "backtest.json", _backtest_json(0.42, calibrated=False))
+    page = build_report(d).read_text()
+    section = page.split('<section id="backtest">')[1].split("</section>")[0]
+    assert page.index('id="backtest"') < page.index('id="futures"')  # trust first, then the forecast
+    assert 'class="flag bad"' in section and "held 42% of what happened" in section
+    assert "of 4 past dates" in section and "44 later observations" in section
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td>", section)
+    assert ("this model", "21%", "42%", "0.081") in rows and ("a Bass curve fitted to each site", "40%", "83%", "0.057") in rows
+    _write_json(d / "backtest.json", _backtest_json(0.9, calibrated=True))
+    section = build_report(d).read_text().split('<section id="backtest">')[1].split("</section>")[0]
+    assert 'class="flag good"' in section
+    (d / "backtest.json").write_text('{"pooled": 3}')
+    with pytest.raises(InputError, match="backtest.json: not a backtest summary"):
+        build_report(d)
