@@ -438,15 +438,10 @@ def backtest(
     try:
         cfg = load_config(config)
         cfg.require_model("`spreadjax backtest`")
-        if cfg.calibration is None or not cfg.calibration.priors:
-            raise InputError(f"{config}: a backtest needs [data] and [priors] (it calibrates at each origin)")
+        from .backtest._run import backtest_origins
+
+        times, origins = backtest_origins(cfg)
         _check_out(out_dir)
-        from .calibrate._run import build_problem
-
-        import math
-
-        times = build_problem(cfg, fit_until=math.inf).data.times
-        origins = cfg.backtest.origin_indices(times)
     except InputError as exc:
         _fail(exc)
     _chains_on_cores(cfg)

@@ -7,7 +7,6 @@ and saying how to fix it. Inner code trusts what comes out of :func:`load_config
 from __future__ import annotations
 
 import datetime as _dt
-import difflib
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import ConfigError, InputError, ModelError
+from ._errors import ConfigError, InputError, ModelError, check_keys, suggest
 
 SECTIONS = ("title", "description", "model", "sites", "parameters", "schedules", "network",
             "simulation", "stochastic", "data", "observation", "priors", "calibration", "scenarios",
@@ -296,16 +295,7 @@ def _run_settings(raw: dict, where: str, simulation: SimulationConfig) -> RunSet
 
 
 # -- helpers --------------------------------------------------------------------------------
-def _suggest(key: str, allowed: tuple[str, ...] | list[str]) -> str:
-    close = difflib.get_close_matches(key, list(allowed), n=1)
-    return f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(allowed)}"
-
-
-def _keys(table: dict, allowed: tuple[str, ...] | list[str], where: str, section: str) -> None:
-    for key in table:
-        if key not in allowed:
-            place = f"{section} " if section else ""
-            raise ConfigError(f"{where}: {place}unknown key {key!r}{_suggest(key, allowed)}")
+_keys, _suggest = check_keys, suggest
 
 
 def _section(raw: dict, key: str, where: str, required: bool = False, label: str | None = None) -> dict:

@@ -35,3 +35,19 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
         frame = frame.f_back
         level += 1
     warnings.warn(message, category, stacklevel=level - 1)
+
+
+def suggest(key: str, allowed: tuple[str, ...] | list[str]) -> str:
+    """"; did you mean 'x'?" for the closest of ``allowed``, else the list of them."""
+    import difflib
+
+    close = difflib.get_close_matches(key, list(allowed), n=1)
+    return f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(allowed)}"
+
+
+def check_keys(table: dict, allowed: tuple[str, ...] | list[str], where: str, section: str) -> None:
+    """Refuse a key of ``table`` not in ``allowed``, naming the file, the section and the closest key."""
+    for key in table:
+        if key not in allowed:
+            place = f"{section} " if section else ""
+            raise ConfigError(f"{where}: {place}unknown key {key!r}{suggest(key, allowed)}")

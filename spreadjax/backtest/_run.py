@@ -43,19 +43,27 @@ def fold_identity(config: Any, origin: float) -> str:
     return h.hexdigest()
 
 
+def backtest_origins(config: Any) -> tuple[np.ndarray, list[int]]:
+    """The data's observation times (years) and the indices of the ``[backtest]`` origins among
+    them; :class:`InputError` when the config cannot be backtested."""
+    if config.calibration is None or config.is_hazard or not config.calibration.priors:
+        raise InputError(f"{config.path}: a backtest needs [data] and [priors] (it calibrates at each origin)")
+    from ..calibrate._settings import load_count_data
+
+    times = np.asarray(load_count_data(config.calibration.data, config.sites)["time"].values, float)
+    return times, config.backtest.origin_indices(times)
+
+
 def run_backtest(config: Any, out_dir: Path, say: Say = print) -> xr.Dataset:
     """Score the config's forecasts from each ``[backtest]`` origin; writes ``out_dir/backtest.nc``
     and ``out_dir/backtest.json`` and returns the scores with their summaries."""
     from .._lock import output_lock
 
-    if config.calibration is None or config.is_hazard or not config.calibration.priors:
-        raise InputError(f"{config.path}: a backtest needs [data] and [priors] (it calibrates at each origin)")
     from ..calibrate._run import build_problem
 
+    times, origins = backtest_origins(config)
     full = build_problem(config, fit_until=math.inf)
-    times = np.asarray(full.data.times, float)
     settings = config.backtest
-    origins = settings.origin_indices(times)
     with output_lock(out_dir, "spreadjax backtest"):
         folds = []
         for n, k in enumerate(origins, 1):

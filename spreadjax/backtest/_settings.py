@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._errors import ConfigError, DataError
+from .._errors import ConfigError, DataError, check_keys
 
 
 @dataclass(frozen=True)
@@ -65,10 +65,7 @@ def parse_backtest(raw: dict, where: str) -> BacktestSettings:
     table = raw.get("backtest", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: [backtest] must be a table")
-    allowed = tuple(BacktestSettings.__dataclass_fields__)
-    for key in table:
-        if key not in allowed:
-            raise ConfigError(f"{where}: [backtest] unknown key {key!r}; allowed: {', '.join(allowed)}")
+    check_keys(table, tuple(BacktestSettings.__dataclass_fields__), where, "[backtest]")
     d = BacktestSettings()
     origins = table.get("origins", d.origins)
     if isinstance(origins, list):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._errors import ConfigError
+from .._errors import ConfigError, check_keys
 
 SOURCES = ("posterior", "prior", "design", "fixed")
 CLUSTERS = ("local", "slurm", "pbs")
@@ -99,10 +99,7 @@ def parse_ensemble(raw: dict, where: str, model: Any, scenarios: tuple[Scenario,
     table = raw.get("ensemble", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: [ensemble] must be a table")
-    allowed = tuple(EnsembleSettings.__dataclass_fields__)
-    for key in table:
-        if key not in allowed:
-            raise ConfigError(f"{where}: [ensemble] unknown key {key!r}; allowed: {', '.join(allowed)}")
+    check_keys(table, tuple(EnsembleSettings.__dataclass_fields__), where, "[ensemble]")
     ints = {}
     for key, lo in (("draws", 1), ("replicates", 1), ("seed", 0), ("chunk_size", 1)):
         v = table.get(key, getattr(EnsembleSettings, key))
