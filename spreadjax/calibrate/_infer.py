@@ -203,6 +203,38 @@ def predictive(problem: CalibrationProblem, samples: dict[str, np.ndarray] | Non
     return {k: np.asarray(v).reshape((chains, draws) + v.shape[1:]) for k, v in out.items() if k in keep}
 
 
+#: Draws per batch of the pointwise log-likelihood: one batched simulation of this many draws at a time.
+LOGLIK_CHUNK = 256
+
+
+def pointwise_log_likelihood(problem: CalibrationProblem, samples: dict[str, np.ndarray],
+                             chunk: int = LOGLIK_CHUNK) -> dict[str, np.ndarray]:
+    """``log p(y_i | draw)`` at every observed point, by ``numpyro.infer.util.log_likelihood``:
+    ``new_adopters`` (and ``aware`` with survey data, NaN where no survey was reported), each
+    ``(chain, draw, time, site)`` like ``samples`` (``(chain, draw, ...)``).
+
+    The draws go through the problem's own numpyro model (same observation model, conditioned on
+    the observed counts) ``chunk`` at a time, in one compiled program (the last chunk padded)."""
+    from numpyro.infer.util import log_likelihood
+
+    chains, draws = next(iter(samples.values())).shape[:2]
+    names = _latent_names(problem)
+    flat = {k: np.reshape(v, (chains * draws,) + v.shape[2:]) for k, v in samples.items() if k in names}
+    total = chains * draws
+    size = min(chunk, total)
+    run = jax.jit(lambda s: log_likelihood(problem.model, s, parallel=True))
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, total, size):
+        pick = np.minimum(np.arange(start, start + size), total - 1)  # the last chunk padded: no retrace
+        got = jax.device_get(run({k: v[pick] for k, v in flat.items()}))
+        for k, v in got.items():
+            parts.setdefault(k, []).append(np.asarray(v, np.float64)[:min(size, total - start)])
+    out = {k: np.concatenate(v).reshape((chains, draws) + v[0].shape[1:]) for k, v in parts.items()}
+    if "aware" in out:
+        out["aware"] = np.where(np.asarray(problem.data.aware_mask), out["aware"], np.nan)
+    return out
+
+
 def _latent_names(problem: CalibrationProblem) -> set[str]:
     names = set()
     for p in problem.priors:

@@ -1,8 +1,10 @@
 """The calibration job: config -> problem -> fit -> InferenceData-shaped results on disk.
 
 ``posterior.nc`` is a netCDF4 file with one group per ArviZ InferenceData group (``posterior``,
-``sample_stats``, ``observed_data``, ``prior``, ``prior_predictive``, ``posterior_predictive``);
-``arviz.from_netcdf`` reads it. Dims: ``chain``, ``draw``, ``time`` (years), ``site``.
+``sample_stats``, ``observed_data``, ``prior``, ``prior_predictive``, ``posterior_predictive``,
+``log_likelihood``); ``arviz.from_netcdf`` reads it. Dims: ``chain``, ``draw``, ``time`` (years),
+``site``. ``log_likelihood`` holds ``log p(y_i | draw)`` at every observed point (``new_adopters``,
+and ``aware`` with survey data), as ``arviz.loo`` and ``arviz.compare`` expect.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ import xarray as xr
 
 from .._io import write_atomic
 from ._diagnostics import diagnostic_flags, format_table, summarize
-from ._infer import Fit, predictive, run_approximate, run_nuts
+from ._infer import Fit, pointwise_log_likelihood, predictive, run_approximate, run_nuts
 from ._problem import CalibrationProblem, CountData
 from ._settings import load_count_data
 
-GROUPS = ("posterior", "sample_stats", "observed_data", "prior", "prior_predictive", "posterior_predictive")
+GROUPS = ("posterior", "sample_stats", "observed_data", "prior", "prior_predictive", "posterior_predictive",
+          "log_likelihood")
 
 
 def build_problem(config: Any, fit_until: float | None = None) -> CalibrationProblem:
@@ -79,6 +82,8 @@ def calibrate(problem: CalibrationProblem, settings: Any, progress_bar: bool = F
     prior = predictive(problem, None, s.seed + 1, n=s.prior_draws)
     post_pred = predictive(problem, fit.samples, s.seed + 2)
     groups = _groups(problem, fit, prior, post_pred, attrs or {})
+    loglik = pointwise_log_likelihood(problem, fit.samples)
+    groups["log_likelihood"] = _dataset(loglik, problem, base_attrs(fit, attrs or {}))
     stats = groups.get("sample_stats")
     summary = summarize(groups["posterior"], stats, var_names=_parameter_names(problem))
     flags = diagnostic_flags(summary) if fit.method == "nuts" else [
