@@ -24,10 +24,13 @@ import xarray as xr
 
 from .._errors import InputError
 from ._forecast import no_change, sample_counts
+from ._lpd import binomial_lpd_one_ahead, model_lpd_one_ahead
 from ._reference import bass_bootstrap
 from ._scores import QUANTILES, score_samples, summarize_scores
 
 FORECASTERS = ("model", "bass", "no_change")
+#: Bumped when a fold's contents change, so that folds scored by an older spreadjax are scored again.
+FOLD_SCHEMA = 2  # 2: lpd_one_ahead
 NOMINAL = {"covered50": 0.5, "covered90": 0.9}
 #: The band a 90% interval's coverage must fall in to be called calibrated (issue's target).
 COVERAGE90_OK = (0.85, 0.95)
@@ -39,7 +42,8 @@ def fold_identity(config: Any, origin: float) -> str:
     from .._jobs import config_hash
 
     h = hashlib.sha256(config_hash(config).encode())
-    h.update(json.dumps({"origin": float(origin), "backtest": repr(config.backtest)}).encode())
+    h.update(json.dumps({"origin": float(origin), "backtest": repr(config.backtest),
+                         "schema": FOLD_SCHEMA}).encode())
     return h.hexdigest()
 
 
@@ -121,14 +125,18 @@ def _fold(config: Any, full: Any, k: int, ident: str) -> xr.Dataset:
     observed = np.asarray(full.data.cumulative, float)
     kind = config.calibration.observation.kind
     conc = np.asarray(samples["concentration"][0]) if "concentration" in samples else None
+    bass = bass_bootstrap(times[:k + 1], observed[:k + 1], np.asarray(full.data.initial, float), pop,
+                          float(config.simulation.start), times[ahead], settings.bootstrap, settings.seed + k)
     forecasts = {
         "model": sample_counts(expected[:, rows], observed[k], pop, kind, settings.seed + k, conc),
-        "bass": sample_counts(
-            bass_bootstrap(times[:k + 1], observed[:k + 1], np.asarray(full.data.initial, float), pop,
-                           float(config.simulation.start), times[ahead], settings.bootstrap, settings.seed + k),
-            observed[k], pop, "binomial", settings.seed + k + 1),
+        "bass": sample_counts(bass, observed[k], pop, "binomial", settings.seed + k + 1),
         "no_change": no_change(observed[k], len(ahead)),
     }
+    # leave-future-out: the exact log density of the next observation (none for a point forecast)
+    lpd = np.full((len(FORECASTERS), len(pop)), np.nan)
+    lpd[0] = model_lpd_one_ahead(full, samples, k)
+    if ahead[0] == k + 1:  # the Bass curves are evaluated at the held-out times only
+        lpd[1] = binomial_lpd_one_ahead(bass, observed[k], observed[k + 1], pop)
     truth = observed[ahead]
     scored = {f: score_samples(truth, s, pop, settings.seed + k) for f, s in forecasts.items()}
     data = {name: (("forecaster", "time", "site"), np.stack([scored[f][name] for f in FORECASTERS]))
@@ -140,6 +148,9 @@ def _fold(config: Any, full: Any, k: int, ident: str) -> xr.Dataset:
     ds = ds.expand_dims(origin=[float(times[k])])
     ds["diagnostic_flags"] = ("origin", [len(result.flags)])
     ds["trained_share"] = ("origin", [float((k + 1) / len(times))])
+    ds["lpd_one_ahead"] = (("origin", "forecaster", "site"), lpd[None],
+                           {"long_name": "log predictive density of the next observation's new adopters"})
+    ds["lpd_time"] = ("origin", [float(times[k + 1])], {"long_name": "time of the observation lpd_one_ahead scores"})
     ds.attrs = {"identity": ident, "observation": kind}
     return ds
 
@@ -173,6 +184,10 @@ def backtest_json(result: xr.Dataset) -> dict:
         "by_origin": table("origin"),
         "by_site": {"sites": [str(s) for s in result["site"].values], **table("site")},
         "pit_histogram": [int(v) for v in result["pit_histogram"].values],
+        "elpd_lfo": {f: _rounded(result["elpd_lfo_by_all"].sel(forecaster=f).values) for f in FORECASTERS},
+        "elpd_lfo_se": {f: _rounded(result["elpd_lfo_se_by_all"].sel(forecaster=f).values) for f in FORECASTERS},
+        "elpd_lfo_by_origin": {f: _rounded(result["elpd_lfo_by_origin"].sel(forecaster=f).values)
+                               for f in FORECASTERS},
         "calibrated": bool(lo <= cov <= hi),
         "verdict": _verdict(cov, lo, hi),
     }

@@ -12,6 +12,9 @@ organisations weigh alike. Per held-out (time, site) point:
 - ``pit``: the randomised probability integral transform ``F(y-) + V (F(y) - F(y-))``, uniform on
   (0, 1) for a calibrated forecast of counts (Czado, Gneiting and Held 2009);
 - ``bias``: the median forecast minus the observation.
+
+Beside them, per origin and site, ``lpd_one_ahead``: the log predictive density of the next
+observation (:mod:`._lpd`), summed to ``elpd_lfo`` (leave-future-out; larger is better).
 """
 
 from __future__ import annotations
@@ -61,6 +64,13 @@ def summarize_scores(scores: xr.Dataset) -> xr.Dataset:
         out[f"relative_crps_by_{by}"] = crps.sel(forecaster="model") / crps
         out[f"points_by_{by}"] = scores["crps"].sel(forecaster="model").notnull().sum(
             [d for d in scores["crps"].dims if d not in keep and d != "forecaster"])
+    if "lpd_one_ahead" in scores:  # leave-future-out: summed log densities, NaN where a forecaster has none
+        lpd = scores["lpd_one_ahead"]
+        out["elpd_lfo_by_all"] = lpd.sum(["origin", "site"], skipna=False)
+        out["elpd_lfo_by_origin"] = lpd.sum("site", skipna=False)
+        out["elpd_lfo_by_site"] = lpd.sum("origin", skipna=False)
+        n = lpd.sizes["origin"] * lpd.sizes["site"]  # its standard error as for LOO: sqrt(n var(lpd_i))
+        out["elpd_lfo_se_by_all"] = np.sqrt(n * lpd.var(["origin", "site"], ddof=1, skipna=False))
     pit = scores["pit"].sel(forecaster="model").values
     pit = pit[np.isfinite(pit)]
     hist, edges = np.histogram(pit, bins=PIT_BINS, range=(0.0, 1.0))

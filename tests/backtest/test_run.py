@@ -69,6 +69,15 @@ def test_backtest_scores_every_held_out_point_and_resumes(tmp_path):
     q = ds["forecast"].sel(forecaster="model")
     assert float((q.sel(quantile=0.95) - q.sel(quantile=0.05)).min()) >= 0
     assert float(q.max()) <= 1.0  # counts never above the population
+    # leave-future-out: one density of the next count per origin and site; none for "no change"
+    lpd = ds["lpd_one_ahead"]
+    assert lpd.dims == ("origin", "forecaster", "site")
+    assert np.isfinite(lpd.sel(forecaster=["model", "bass"]).values).all()
+    assert lpd.sel(forecaster="no_change").isnull().all()
+    assert (lpd.sel(forecaster="model") < 0).all()  # the log of a probability of a count
+    np.testing.assert_allclose(ds["lpd_time"].values, [1.0, 1.25])
+    np.testing.assert_allclose(summary["elpd_lfo"]["model"], float(lpd.sel(forecaster="model").sum()), atol=1e-4)
+    assert summary["elpd_lfo"]["no_change"] is None
 
     folds = {p.name: p.stat().st_mtime_ns for p in (out / "backtest").iterdir()}
     again = runner.invoke(app, ["backtest", str(cfg), "--out", str(out), "--no-plot"])
