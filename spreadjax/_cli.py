@@ -470,6 +470,61 @@ def backtest(
 
 
 @app.command()
+def compare(
+    configs: Annotated[list[Path], typer.Argument(help="Two or more TOML configs fitted to the same data.",
+                                                  show_default=False)],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("out"),
+    plot: Annotated[bool, typer.Option(help="Also save OUT/compare.png.")] = True,
+) -> None:
+    """Rank model structures by out-of-sample score: backtest and calibrate each config into
+    OUT/<name>/, then rank by leave-future-out CRPS with PSIS-LOO beside it: writes OUT/compare.json,
+    compare.nc, compare.png."""
+    from ._config import load_config
+
+    try:
+        cfgs = [load_config(c) for c in configs]
+        for c in cfgs:
+            c.require_model("`spreadjax compare`")
+        from .backtest._compare import check_comparable
+
+        check_comparable(cfgs)
+        _check_out(out_dir)
+    except InputError as exc:
+        _fail(exc)
+    from ._jobs import cpu_devices_for_chains
+
+    cpu_devices_for_chains(max(c.calibration.settings.chains if c.calibration.settings.method == "nuts" else 1
+                               for c in cfgs))
+    from .backtest._compare import run_compare
+
+    out.print(f"comparing {len(cfgs)} configs: {', '.join(str(c) for c in configs)}", highlight=False, markup=False)
+    say = lambda text: out.print(text, highlight=False, markup=False)  # noqa: E731
+    try:
+        with _locked(out_dir, "compare"):
+            result = run_compare(cfgs, out_dir, say=say)
+            if plot:
+                from .report._compare_figures import plot_compare
+
+                plot_compare(result, out_dir / "compare.png")
+    except InputError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        err.print(f"interrupted: scored origins and posteriors are kept in {out_dir}; run the same command to resume")
+        raise typer.Exit(130) from None
+    doc = _read_json(out_dir / "compare.json")
+    for r in doc["rows"]:
+        out.print(f"  {r['rank']}. {r['name']:24s} CRPS {r['crps']:.4f}  90% band {r['covered90']:.0%}  "
+                  f"50% band {r['covered50']:.0%}  elpd_lfo {r['elpd_lfo']:.1f}  elpd_loo {r['elpd_loo']:.1f} "
+                  f"(se {r['loo_se']:.1f}, dse {r['loo_dse']:.1f}, weight {r['loo_weight']:.2f})",
+                  highlight=False, markup=False)
+    for w in doc["loo_warnings"]:
+        out.print(Text("warning: ", style="bold yellow") + Text(w), highlight=False)
+    out.print(doc["loo_note"], highlight=False, markup=False)
+    out.print(f"wrote {out_dir / 'compare.json'}, {out_dir / 'compare.nc'}"
+              + (f", {out_dir / 'compare.png'}" if plot else ""), highlight=False)
+
+
+@app.command()
 def verify(folder: Annotated[Path, typer.Argument(help="An ensemble store, or the folder holding ensemble.zarr.",
                                                 show_default=False)]) -> None:
     """Reread every finished chunk of an ensemble store against the checksum written with it."""

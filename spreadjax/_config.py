@@ -19,7 +19,7 @@ from ._errors import ConfigError, InputError, ModelError, check_keys, suggest
 
 SECTIONS = ("title", "description", "model", "sites", "parameters", "schedules", "network",
             "simulation", "stochastic", "data", "observation", "priors", "calibration", "scenarios",
-            "ensemble", "run", "backtest")
+            "ensemble", "run", "backtest", "compare")
 HAZARD = "network_hazard"  # [observation] model of individual-level configs (no stock-and-flow model)
 
 
@@ -85,6 +85,7 @@ class Config:
     run: Any = None  # RunSettings for `spreadjax run`
     data: Any = None  # calibrate DataFacts: what [data] fix (populations, times, the file's identity)
     backtest: Any = None  # spreadjax.backtest BacktestSettings for `spreadjax backtest`
+    compare: Any = None  # spreadjax.backtest CompareSettings ([compare] with = other configs), or None
 
     @property
     def n_sites(self) -> int:
@@ -197,11 +198,12 @@ def parse_config(raw: dict, where: str = "<config>") -> Config:
     known_outputs = [k for k, v in model.names.items() if v != "parameter"]
     ensemble = parse_ensemble(raw, where, model, scenarios, simulation,
                               calibration is not None and bool(calibration.priors), known_outputs)
-    from .backtest._settings import parse_backtest
+    from .backtest._settings import parse_backtest, parse_compare
 
     return Config(where, title, name, tuple(sorted(options.items())), sites, parameters, schedules,
                   network, simulation, stochastic, raw, calibration, scenarios, ensemble,
-                  _run_settings(raw, where, simulation), data, parse_backtest(raw, where))
+                  _run_settings(raw, where, simulation), data, parse_backtest(raw, where),
+                  parse_compare(raw, where))
 
 
 def _with_data_population(parameters: tuple, model, data, where: str) -> tuple:

@@ -89,3 +89,38 @@ def parse_backtest(raw: dict, where: str) -> BacktestSettings:
                                 or not math.isfinite(horizon) or horizon <= 0):
         raise ConfigError(f"{where}: [backtest] horizon = {horizon!r}: expected years > 0")
     return BacktestSettings(origins, float(share), None if horizon is None else float(horizon), **ints)
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    """``[compare]``: ``with`` the other configs (paths, resolved against this config's folder)
+    whose structures `spreadjax run --backtest` ranks beside this one."""
+
+    with_: tuple[str, ...] = ()
+
+
+def parse_compare(raw: dict, where: str) -> CompareSettings | None:
+    """``[compare]`` of a config, or None when absent; each file named must exist."""
+    from pathlib import Path
+
+    if "compare" not in raw:
+        return None
+    table = raw["compare"]
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: [compare] must be a table")
+    check_keys(table, ("with",), where, "[compare]")
+    others = table.get("with", [])
+    if (not isinstance(others, list) or not others
+            or not all(isinstance(p, str) and p.strip() for p in others)):
+        raise ConfigError(f"{where}: [compare] with = {others!r}: expected a list of config files, "
+                          "e.g. with = [\"other.toml\"]")
+    base = Path(where).parent
+    paths = []
+    for name in others:
+        path = Path(name) if Path(name).is_absolute() else base / name
+        if not path.exists():
+            raise ConfigError(f"{where}: [compare] with: {path}: no such config file")
+        if not path.is_file():
+            raise ConfigError(f"{where}: [compare] with: {path}: is not a file, expected a TOML config")
+        paths.append(str(path))
+    return CompareSettings(tuple(paths))
