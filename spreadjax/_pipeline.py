@@ -10,6 +10,9 @@ is already there, so a run that stops resumes where it stopped:
     sensitivity.json                     lever elasticities (jax.grad) and Sobol indices
     observed.json, run.json              the observed series and the provenance
     report.html                          the report (rebuilt by `spreadjax report DIR`)
+
+With ``--backtest``, ``backtest/``, ``backtest.*`` too, and with a ``[compare]`` section the
+ranking of this config against the others (``compare.*``, one ``<config stem>/`` folder each).
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ def run_pipeline(config: Any, out_dir: Path, *, say: Say = print, progress_bar: 
                          f"`spreadjax run` need at least {SOBOL_MIN_ROWS}; raise draws")
     check_workers(config, workers)  # sizes and worker counts are refused before the long calibration
     check_plan_fits(config, plan_for(config), out_dir)
+    others = _compared_with(config) if backtest else []  # refused before the long calibration, not after
     store = out_dir / "ensemble.zarr"
     if store.exists():  # refuse a corrupt store before the long calibration, not after
         from .ensemble._store import read_store_state
@@ -63,11 +67,26 @@ def run_pipeline(config: Any, out_dir: Path, *, say: Say = print, progress_bar: 
     from ._lock import output_lock
 
     with output_lock(out_dir, "spreadjax run"):
-        return _run_stages(config, out_dir, say, progress_bar, workers, chunk_progress, backtest)
+        return _run_stages(config, out_dir, say, progress_bar, workers, chunk_progress, backtest, others)
+
+
+def _compared_with(config: Any) -> list[Any]:
+    """The configs of ``[compare] with``, checked against ``config`` (the same data, sites and
+    backtest origins); none without a ``[compare]`` section."""
+    if config.compare is None:
+        return []
+    from ._config import load_config
+    from .backtest._compare import check_comparable
+
+    others = [load_config(path) for path in config.compare.with_]
+    for other in others:
+        other.require_model(f"[compare] in {config.path}")
+    check_comparable([config, *others])
+    return others
 
 
 def _run_stages(config: Any, out_dir: Path, say: Say, progress_bar: bool, workers: int | None,
-                chunk_progress: Callable[[int, int], None] | None, backtest: bool) -> Path:
+                chunk_progress: Callable[[int, int], None] | None, backtest: bool, others: list[Any]) -> Path:
     """The five stages, with ``out_dir`` locked."""
     store = out_dir / "ensemble.zarr"
     started = _now()
@@ -99,6 +118,14 @@ def _run_stages(config: Any, out_dir: Path, say: Say, progress_bar: bool, worker
         from .report._backtest_figures import plot_backtest
 
         plot_backtest(result, out_dir / "backtest.png")
+    if others:
+        from .backtest._compare import run_compare
+        from .report._compare_figures import plot_compare
+
+        say(f"[+] which structure forecasts best: this config against {len(others)} other(s) in [compare]")
+        ranked = run_compare([config, *others], out_dir, say=lambda text: say(f"      {text}"),
+                             reuse={str(config.path): out_dir})
+        plot_compare(ranked, out_dir / "compare.png")
     say("[5/5] writing the report")
     _observed(config, out_dir)
     _provenance(config, out_dir, sha, started)

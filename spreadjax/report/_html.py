@@ -53,6 +53,7 @@ __all__ = ["build_report", "headline"]
 REPORT = "report.html"
 SUMMARY_SCHEMA = "spreadjax.ensemble.summary/"
 BACKTEST_PNG = "backtest.png"
+COMPARE_PNG = "compare.png"
 CALIBRATION_PNGS = {
     "predictive.png": "Observed adopters against what the calibrated model predicts",
     "trace_rank.png": "Sampler traces and rank plots (chains should overlap and ranks look uniform)",
@@ -328,6 +329,7 @@ class _Inputs:
     diag_rows: list[dict[str, str]] | None = None
     diag_text: str | None = None
     backtest: dict[str, Any] | None = None  # backtest.json of `spreadjax backtest` / `run --backtest`
+    compare: dict[str, Any] | None = None  # compare.json of `spreadjax run --backtest` with [compare]
     pngs: dict[str, bytes] = field(default_factory=dict)
     bad_pngs: list[str] = field(default_factory=list)
     hashes: dict[str, str] = field(default_factory=dict)
@@ -360,7 +362,7 @@ def _load(run_dir: Path) -> _Inputs:
     _check_summary(summary, str(path))
     inp = _Inputs(run_dir, summary)
     for name, attr in (("run.json", "run"), ("observed.json", "observed"), ("sensitivity.json", "sensitivity"),
-                       ("backtest.json", "backtest")):
+                       ("backtest.json", "backtest"), ("compare.json", "compare")):
         value = _read_json(run_dir / name, required=False)
         if value is not None and not isinstance(value, dict):
             raise InputError(f"{run_dir / name}: expected a JSON object, got {type(value).__name__}")
@@ -393,7 +395,9 @@ def _load(run_dir: Path) -> _Inputs:
             raise InputError(f"{txt}: not a readable text file ({exc})") from None
     if inp.backtest is not None:
         _check_backtest(inp.backtest, run_dir / "backtest.json")
-    for name in (*CALIBRATION_PNGS, BACKTEST_PNG):
+    if inp.compare is not None:
+        _check_compare(inp.compare, run_dir / "compare.json")
+    for name in (*CALIBRATION_PNGS, BACKTEST_PNG, COMPARE_PNG):
         p = run_dir / name
         if p.exists():
             data = p.read_bytes()
@@ -403,7 +407,7 @@ def _load(run_dir: Path) -> _Inputs:
                 inp.bad_pngs.append(name)
     for name in ("summary.json", "summary.nc", "posterior.nc", "diagnostics.csv", "diagnostics.txt",
                  "sensitivity.json", "observed.json", "run.json", "backtest.json", BACKTEST_PNG,
-                 *CALIBRATION_PNGS):
+                 "compare.json", COMPARE_PNG, *CALIBRATION_PNGS):
         p = run_dir / name
         if p.is_file():
             inp.hashes[name] = _sha256(p)
@@ -414,6 +418,13 @@ def _check_backtest(bt: Mapping[str, Any], path: Path) -> None:
     pooled = bt.get("pooled")
     if not isinstance(pooled, Mapping) or "model" not in pooled or not isinstance(bt.get("origins"), list):
         raise InputError(f"{path}: not a backtest summary (needs 'origins' and 'pooled' scores of 'model')")
+
+
+def _check_compare(cmp: Mapping[str, Any], path: Path) -> None:
+    rows = cmp.get("rows")
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, Mapping) and "name" in r and "crps" in r
+                                                          for r in rows):
+        raise InputError(f"{path}: not a comparison (needs 'rows', each with a 'name' and its 'crps')")
 
 
 def _check_observed(obs: Mapping[str, Any], path: Path) -> None:
@@ -523,6 +534,8 @@ class _Page:
         sections = [
             ("headline", "What to expect", self.sec_headline()),
             ("backtest", "How well did the model forecast the past?", self.sec_backtest()),
+            *([("compare", "Which model structure forecasts best?", self.sec_compare())]
+              if self.inp.compare is not None else []),
             ("futures", "How adoption may unfold", self.sec_futures()),
             ("pace", "Pace and extent", self.sec_pace()),
             ("levers", "Which lever matters most", self.sec_levers()),
@@ -588,6 +601,37 @@ class _Page:
                         "forecast (flat when calibrated). Right: forecast error against the references.", "wide")
         out += ('<p class="note">CRPS is in shares of organisations; a well-calibrated 90% band holds about 90% '
                 'of what happens. The references use only the same data up to each date.</p>')
+        return out
+
+    # ------------------------------------------------------------------------- compare
+    def sec_compare(self) -> str:
+        cmp = self.inp.compare
+        rows = cmp["rows"]
+        ours = self.run.get("config_sha256")
+        share = lambda v: f"{100 * num(v):.0f}%" if math.isfinite(num(v)) else "&ndash;"  # noqa: E731
+        table = []
+        for i, r in enumerate(rows, 1):
+            this = ours is not None and r.get("config_sha256") == ours
+            name = f"<code>{esc(r['name'])}</code>" + (" <strong>(this report)</strong>" if this else "")
+            loo = f"{_fmt(r.get('elpd_loo'), 4)} &plusmn; {_fmt(r.get('loo_se'), 2)}"
+            high = r.get("pareto_k_high")
+            table.append([str(i), name, _fmt(r.get("crps"), 3), share(r.get("covered90")), share(r.get("covered50")),
+                          _fmt(r.get("elpd_lfo"), 4), loo, _fmt(r.get("loo_dse"), 2), _fmt(r.get("loo_weight"), 2),
+                          esc(high) if isinstance(high, int) else "&ndash;"])
+        best = rows[0]
+        out = (f'<p>{len(rows)} model structures were each fitted to the data up to each of '
+               f'{len(cmp.get("origins", []))} past dates and scored on what came next ({cmp.get("points", "?")} '
+               f'later observations). <strong><code>{esc(best["name"])}</code></strong> forecast best '
+               f'(mean CRPS {_fmt(best.get("crps"), 3)}).</p>')
+        out += _table(["rank", "config", "mean CRPS (lower is better)", "inside the 90% band", "inside the 50% band",
+                       "elpd_lfo (one step ahead, higher is better)", "elpd_loo &plusmn; se (PSIS-LOO)",
+                       "dse", "LOO stacking weight", "points with Pareto k &gt; 0.7"], table)
+        if COMPARE_PNG in self.inp.pngs:
+            out += _fig(_png_uri(self.inp.pngs[COMPARE_PNG]), "Forecast error and coverage by origin, per structure",
+                        "Left: mean CRPS at each forecast date, per structure (lower is better). Right: share of "
+                        "held-out observations inside each structure's 90% (solid) and 50% (dashed) bands.", "wide")
+        out += (f'<p class="note">The ranking is by forecasting the future from the past (leave-future-out), '
+                f'the question this report answers. {esc(cmp.get("loo_note", ""))}</p>')
         return out
 
     # ------------------------------------------------------------------------- 2 futures

@@ -426,3 +426,34 @@ def test_backtest_section_before_the_forecast(tmp_path, run_dir):
     (d / "backtest.json").write_text('{"pooled": 3}')
     with pytest.raises(InputError, match="backtest.json: not a backtest summary"):
         build_report(d)
+
+
+def _compare_json(ours: str) -> dict:
+    row = lambda name, sha, crps, k: {"name": name, "config": f"{name}.toml", "config_sha256": sha,  # noqa: E731
+                                      "rank": 0, "crps": crps, "covered50": 0.5, "covered90": 0.875,
+                                      "elpd_lfo": -31.25, "elpd_loo": -140.5, "loo_se": 6.5, "loo_dse": 0.0,
+                                      "loo_weight": 0.8, "pareto_k_high": k}
+    return {"origins": [0.5, 1.0, 1.5], "points": 36,
+            "rows": [row("ceiling", "0" * 64, 0.021, 0), row("baseline", ours, 0.034, 3)],
+            "loo_note": "PSIS-LOO is shown beside; the ranking uses leave-future-out."}
+
+
+def test_compare_section_when_a_comparison_is_there(tmp_path, run_dir, page):
+    assert 'id="compare"' not in page  # no compare.json: no section
+    d = tmp_path / "cmp"
+    shutil.copytree(run_dir, d)
+    ours = json.loads((d / "run.json").read_text())["config_sha256"]
+    _write_json(d / "compare.json", _compare_json(ours))
+    page = build_report(d).read_text()
+    assert page.index('id="backtest"') < page.index('id="compare"') < page.index('id="futures"')
+    section = page.split('<section id="compare">')[1].split("</section>")[0]
+    assert "Which model structure forecasts best?" in page
+    rows = re.findall(r"<tr><td>(\d)</td><td>(.*?)</td><td>(.*?)</td>", section)
+    # best first, the config being reported marked, CRPS as written
+    assert rows == [("1", "<code>ceiling</code>", "0.021"), ("2", "<code>baseline</code> <strong>(this report)</strong>",
+                                                            "0.034")]
+    assert "<strong><code>ceiling</code></strong> forecast best" in section and "36 later observations" in section
+    assert "the ranking uses leave-future-out" in section
+    (d / "compare.json").write_text('{"rows": []}')
+    with pytest.raises(InputError, match="compare.json: not a comparison"):
+        build_report(d)
