@@ -241,9 +241,9 @@ def _priors(table: dict, where: str, obs: HazardObservation) -> tuple[Prior, ...
         if prior.dist != "Normal":
             raise ConfigError(f"{where}: [priors.{name}] dist = {prior.dist!r}: hazard coefficients are on the "
                               f"{obs.link} scale, the whole real line; use dist = \"Normal\"")
-        if prior.hierarchical:
-            raise ConfigError(f"{where}: [priors.{name}] hierarchical = true: not supported by the network hazard "
-                              "(site intercepts are separate coefficients); remove it")
+        if prior.per_site:
+            raise ConfigError(f"{where}: [priors.{name}] pooling = {prior.pooling!r}: not supported by the network "
+                              "hazard (site intercepts are separate coefficients); remove it")
         out.append(prior)
     return tuple(out)
 

@@ -238,7 +238,7 @@ def pointwise_log_likelihood(problem: CalibrationProblem, samples: dict[str, np.
 def _latent_names(problem: CalibrationProblem) -> set[str]:
     names = set()
     for p in problem.priors:
-        names |= {f"{p.name}_pop", f"{p.name}_tau", f"{p.name}_z"} if p.hierarchical else {p.name}
+        names |= set(p.latent_names())
     if problem.observation.kind != "binomial":
         names.add("concentration")
     return names

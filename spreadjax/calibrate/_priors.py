@@ -1,11 +1,17 @@
-"""Priors for free parameters, with optional per-site partial pooling (non-centred).
+"""Priors for free parameters, shared by all sites or per site, pooled or not.
 
-A :class:`Prior` names a numpyro distribution and its arguments. With ``hierarchical=True`` the
-prior describes the population-level value ``theta``; each site gets
-``theta_s = T(T^-1(theta) + tau * z_s)`` with ``z_s ~ Normal(0, 1)`` and
-``tau ~ HalfNormal(group_scale)``, where ``T`` maps the real line onto the prior's support
-(``exp`` for positive parameters, a scaled logistic for intervals). That is the non-centred
-parameterisation, which NUTS samples well when sites carry little information.
+A :class:`Prior` names a numpyro distribution and its arguments, and how sites share it
+(``pooling``):
+
+- ``"complete"`` (the default): one value for every site, drawn from the prior;
+- ``"partial"`` (``hierarchical = true`` in a config): the prior describes the population-level
+  value ``theta``; each site gets ``theta_s = T(T^-1(theta) + tau * z_s)`` with
+  ``z_s ~ Normal(0, 1)`` and ``tau ~ HalfNormal(group_scale)``, where ``T`` maps the real line
+  onto the prior's support (``exp`` for positive parameters, a scaled logistic for intervals).
+  That is the non-centred parameterisation, which NUTS samples well when sites carry little
+  information;
+- ``"none"``: each site draws its own value from the prior, independently, so the data of one
+  site say nothing about another's and differences between sites are never shrunk.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ DISTRIBUTIONS: dict[str, tuple[Any, tuple[str, ...]]] = {
     "Uniform": (dist.Uniform, ("low", "high")),
     "TruncatedNormal": (dist.TruncatedNormal, ("loc", "scale", "low", "high")),
 }
+POOLING = ("complete", "partial", "none")
 _POSITIVE_ARGS = {"scale", "concentration1", "concentration0", "concentration", "rate"}
 
 
@@ -42,8 +49,31 @@ class Prior:
     name: str
     dist: str
     args: tuple[tuple[str, float], ...]
-    hierarchical: bool = False
+    pooling: str = "complete"
     group_scale: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLING:
+            raise ValueError(f"pooling = {self.pooling!r}: expected one of {', '.join(POOLING)}")
+
+    @property
+    def hierarchical(self) -> bool:
+        """Partially pooled across sites."""
+        return self.pooling == "partial"
+
+    @property
+    def per_site(self) -> bool:
+        """One value per site (partial or no pooling)."""
+        return self.pooling != "complete"
+
+    def latent_names(self) -> tuple[str, ...]:
+        """The numpyro sample sites this prior draws (what NUTS samples)."""
+        return (f"{self.name}_pop", f"{self.name}_tau", f"{self.name}_z") if self.hierarchical else (self.name,)
+
+    def reported_names(self) -> tuple[str, ...]:
+        """The values a posterior reports: the parameter, and for partial pooling its population
+        value and between-site scale."""
+        return (self.name, f"{self.name}_pop", f"{self.name}_tau") if self.hierarchical else (self.name,)
 
     def distribution(self) -> dist.Distribution:
         cls, _ = DISTRIBUTIONS[self.dist]
@@ -66,7 +96,7 @@ def parse_prior(name: str, table: Any, where: str, lower: float, upper: float) -
     label = f"[priors.{name}]"
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: {label} must be a table like {{ dist = \"LogNormal\", loc = 0, scale = 1 }}")
-    allowed_keys = {"dist", "hierarchical", "group_scale"}
+    allowed_keys = {"dist", "hierarchical", "pooling", "group_scale"}
     kind = table.get("dist")
     if kind not in DISTRIBUTIONS:
         raise ConfigError(f"{where}: {label} dist = {kind!r}: expected one of {', '.join(DISTRIBUTIONS)}")
@@ -84,13 +114,14 @@ def parse_prior(name: str, table: Any, where: str, lower: float, upper: float) -
         if arg in _POSITIVE_ARGS and value <= 0:
             raise ConfigError(f"{where}: {label} {arg} = {value!r} must be positive")
         args.append((arg, float(value)))
-    hierarchical = table.get("hierarchical", False)
-    if not isinstance(hierarchical, bool):
-        raise ConfigError(f"{where}: {label} hierarchical = {hierarchical!r}: expected true or false")
+    pooling = _pooling(table, label, where)
     group_scale = table.get("group_scale", 0.5)
     if isinstance(group_scale, bool) or not isinstance(group_scale, (int, float)) or not group_scale > 0:
         raise ConfigError(f"{where}: {label} group_scale = {group_scale!r} must be a positive number")
-    prior = Prior(name, kind, tuple(args), hierarchical, float(group_scale))
+    if "group_scale" in table and pooling != "partial":
+        raise ConfigError(f"{where}: {label} group_scale is the between-site scale of partial pooling; "
+                          f"this prior has pooling = {pooling!r}")
+    prior = Prior(name, kind, tuple(args), pooling, float(group_scale))
     lo, hi = prior.support_bounds()
     if kind in ("Uniform", "TruncatedNormal") and not lo < hi:
         raise ConfigError(f"{where}: {label} low = {lo:g} must be below high = {hi:g}")
@@ -103,12 +134,33 @@ def parse_prior(name: str, table: Any, where: str, lower: float, upper: float) -
     return prior
 
 
-def sample_parameter(prior: Prior, n_sites: int) -> Any:
-    """Sample ``prior`` inside a numpyro model; returns a scalar or, if hierarchical, ``(site,)``.
+def _pooling(table: dict, label: str, where: str) -> str:
+    """``pooling`` from a prior's table; ``hierarchical = true`` is the older spelling of
+    ``pooling = "partial"``."""
+    hierarchical = table.get("hierarchical")
+    if hierarchical is not None and not isinstance(hierarchical, bool):
+        raise ConfigError(f"{where}: {label} hierarchical = {hierarchical!r}: expected true or false")
+    pooling = table.get("pooling")
+    if pooling is None:
+        return "partial" if hierarchical else "complete"
+    if pooling not in POOLING:
+        raise ConfigError(f"{where}: {label} pooling = {pooling!r}: expected one of "
+                          + ", ".join(f'"{p}"' for p in POOLING))
+    if hierarchical is not None and hierarchical != (pooling == "partial"):
+        raise ConfigError(f"{where}: {label} hierarchical = {str(hierarchical).lower()} contradicts "
+                          f"pooling = {pooling!r}; give pooling alone")
+    return pooling
 
-    Sites: ``{name}`` is the population-level value; ``{name}_tau`` the between-site scale and
-    ``{name}_z`` the standardised site offsets.
+
+def sample_parameter(prior: Prior, n_sites: int) -> Any:
+    """Sample ``prior`` inside a numpyro model; returns a scalar (complete pooling) or ``(site,)``.
+
+    Sample sites: with partial pooling ``{name}_pop`` is the population-level value, ``{name}_tau``
+    the between-site scale and ``{name}_z`` the standardised site offsets; otherwise ``{name}``.
     """
+    if prior.pooling == "none":
+        with numpyro.plate("site", n_sites):
+            return numpyro.sample(prior.name, prior.distribution())
     theta = numpyro.sample(prior.name if not prior.hierarchical else f"{prior.name}_pop", prior.distribution())
     if not prior.hierarchical:
         return theta
@@ -121,17 +173,4 @@ def sample_parameter(prior: Prior, n_sites: int) -> Any:
     return numpyro.deterministic(prior.name, per_site)
 
 
-def posterior_names(priors: tuple[Prior, ...]) -> tuple[str, ...]:
-    """The sample-site names a set of priors produces, in order (for reports)."""
-    names: list[str] = []
-    for p in priors:
-        names += [f"{p.name}_pop", f"{p.name}_tau", p.name] if p.hierarchical else [p.name]
-    return tuple(names)
-
-
-def unconstrained_dim(priors: tuple[Prior, ...], n_sites: int) -> int:
-    """Number of sampled scalars (used to size warm-up and checks)."""
-    return sum(2 + n_sites if p.hierarchical else 1 for p in priors)
-
-
-__all__ = ["DISTRIBUTIONS", "Prior", "parse_prior", "sample_parameter", "posterior_names"]
+__all__ = ["DISTRIBUTIONS", "POOLING", "Prior", "parse_prior", "sample_parameter"]

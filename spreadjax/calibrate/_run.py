@@ -108,7 +108,7 @@ def check_fit_fits(problem: CalibrationProblem, s: Any) -> None:
 def _parameter_names(problem: CalibrationProblem) -> list[str]:
     names = []
     for p in problem.priors:
-        names += [p.name, f"{p.name}_pop", f"{p.name}_tau"] if p.hierarchical else [p.name]
+        names += p.reported_names()
     if problem.observation.kind != "binomial":
         names.append("concentration")
     return names

@@ -145,7 +145,7 @@ POPULATION = np.array([200.0, 300.0, 150.0])
 TRUE_P = np.array([0.08, 0.12, 0.10])
 TRUE_Q = 0.8
 MONTHS = 36
-PRIOR_P = Prior("p", "LogNormal", (("loc", -2.3), ("scale", 1.0)), hierarchical=True, group_scale=0.5)
+PRIOR_P = Prior("p", "LogNormal", (("loc", -2.3), ("scale", 1.0)), pooling="partial", group_scale=0.5)
 PRIOR_Q = Prior("q", "LogNormal", (("loc", -0.5), ("scale", 1.0)))
 
 
