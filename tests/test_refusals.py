@@ -269,6 +269,26 @@ CASES = {
                                       "--out", t / "out"], "[backtest] min_train = 1.5"),
     "backtest-draws-few": (lambda t: ["check", cfg(t, calibration_toml() + "[backtest]\ndraws = 3\n")],
                            "[backtest] draws = 3: expected a whole number >= 10"),
+    # -- comparisons: the same data, sites and origins, at least two configs, distinct names
+    "compare-one-config": (lambda t: ["compare", cfg(t, calibration_toml()), "--out", t / "out"],
+                           "a comparison needs at least 2 configs; got 1: "),
+    "compare-same-name": (lambda t: _pair(t, calibration_toml(data="../counts.csv"), "sub/cfg.toml"),
+                          "both are named 'cfg'"),
+    "compare-other-data": (lambda t: _pair(t, calibration_toml(data="counts2.csv"),
+                                           counts=COUNTS.replace("Leeds,1.0,900,330", "Leeds,1.0,900,331")),
+                           "other.toml fit different data: "),
+    "compare-other-sites": (lambda t: _pair(t, calibration_toml().replace('["Ashford", "Leeds"]', '["Leeds", "Ashford"]')),
+                            "have different sites: ['Ashford', 'Leeds'] and ['Leeds', 'Ashford']"),
+    "compare-other-origins": (lambda t: _pair(t, calibration_toml() + "[backtest]\norigins = [0.5]\n"),
+                              "have different [backtest] origins: [0.5, 0.75] and [0.5] years"),
+    "compare-unknown-key": (lambda t: ["check", cfg(t, calibration_toml() + "[compare]\nwth = ['x.toml']\n")],
+                            "[compare] unknown key 'wth'; did you mean 'with'?"),
+    "compare-missing-file": (lambda t: ["check", cfg(t, calibration_toml() + "[compare]\nwith = ['nope.toml']\n")],
+                             "nope.toml: no such config file"),
+    "run-compare-other-data": (
+        lambda t: _pair(t, calibration_toml(data="counts2.csv"), counts=COUNTS.replace("Leeds,1.0,900,330", "Leeds,1.0,900,331"))
+        and ["run", cfg(t, calibration_toml() + ENSEMBLE_RUN + "[compare]\nwith = ['other.toml']\n", "main.toml"),
+             "--out", t / "out", "--workers", "0", "--backtest"], "fit different data"),
     # -- damaged stores: named, never read as data
     "verify-no-folder": (lambda t: ["verify", t / "nothing-here"], "nothing-here: no such folder"),
     "verify-on-a-file": (lambda t: ["verify", _bytes(t / "e.zarr", b"PK\x03\x04")], "e.zarr: is not a folder"),
@@ -283,6 +303,17 @@ CASES = {
                                             _run_dir(t, {"ensemble.zarr/draw_q/0.0": b"\xff" * 16})],
                                  "draw_q (checksum differs"),
 }
+
+
+def _pair(tmp: Path, other: str, name: str = "other.toml", counts: str | None = None) -> list:
+    """argv of `spreadjax compare` on cfg.toml (calibration_toml()) and a second config ``other``
+    at ``name`` (with counts2.csv holding ``counts`` when given)."""
+    first = cfg(tmp, calibration_toml())
+    if counts is not None:
+        (tmp / "counts2.csv").write_text(counts)
+    (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+    (tmp / name).write_text(other)
+    return ["compare", first, tmp / name, "--out", tmp / "out"]
 
 
 def _run_dir(tmp: Path, damaged: dict[str, bytes]) -> Path:
@@ -357,7 +388,7 @@ def test_the_table_covers_every_subcommand_that_takes_input(tmp_path):
     for i, (make, _) in enumerate(CASES.values()):
         (tmp_path / str(i)).mkdir()
         commands.add(make(tmp_path / str(i))[0])
-    assert {"check", "simulate", "calibrate", "ensemble", "run", "report", "verify", "backtest"} <= commands
+    assert {"check", "simulate", "calibrate", "ensemble", "run", "report", "verify", "backtest", "compare"} <= commands
     assert len(CASES) >= 40
 
 
