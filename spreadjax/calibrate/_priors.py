@@ -116,8 +116,8 @@ def parse_prior(name: str, table: Any, where: str, lower: float, upper: float) -
         args.append((arg, float(value)))
     pooling = _pooling(table, label, where)
     group_scale = table.get("group_scale", 0.5)
-    if isinstance(group_scale, bool) or not isinstance(group_scale, (int, float)) or not group_scale > 0:
-        raise ConfigError(f"{where}: {label} group_scale = {group_scale!r} must be a positive number")
+    if isinstance(group_scale, bool) or not isinstance(group_scale, (int, float)) or not 0 < group_scale < math.inf:
+        raise ConfigError(f"{where}: {label} group_scale = {group_scale!r} must be a positive, finite number")
     if "group_scale" in table and pooling != "partial":
         raise ConfigError(f"{where}: {label} group_scale is the between-site scale of partial pooling; "
                           f"this prior has pooling = {pooling!r}")

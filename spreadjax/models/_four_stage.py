@@ -63,6 +63,11 @@ def _parameters() -> tuple[Parameter, ...]:
     ) + levers
 
 
+#: The highest Erlang order of a pipeline or smooth: each order is a stock (and a flow), so an order of
+#: a million builds a model no run could compile; 20 stages already make the delay almost fixed.
+MAX_ORDER = 50
+
+
 @functools.lru_cache(maxsize=None)
 def four_stage_model(
     awareness_stage: bool = True, implementation_order: int = 3, recognition_order: int = 1
@@ -72,10 +77,12 @@ def four_stage_model(
     the recognition smooth."""
     from .._errors import ModelError
 
-    if implementation_order < 0:
-        raise ModelError(f"four_stage: implementation_order must be >= 0, got {implementation_order}")
-    if recognition_order < 1:
-        raise ModelError(f"four_stage: recognition_order must be >= 1, got {recognition_order}")
+    if not 0 <= implementation_order <= MAX_ORDER:
+        raise ModelError(f"four_stage: implementation_order must be 0 to {MAX_ORDER} (one stock per stage), "
+                         f"got {implementation_order}")
+    if not 1 <= recognition_order <= MAX_ORDER:
+        raise ModelError(f"four_stage: recognition_order must be 1 to {MAX_ORDER} (one stock per stage), "
+                         f"got {recognition_order}")
     source = "aware" if awareness_stage else "unaware"
     adopt_from = "implementing" if implementation_order > 0 else source
     adopt_rate = "implementing_exit" if implementation_order > 0 else "decisions"
