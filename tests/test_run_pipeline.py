@@ -164,7 +164,8 @@ def test_run_end_to_end_resume_and_report(first_run):
     sha = config_hash(load_config(config))
     groups = read_posterior(out / "posterior.nc")
     assert set(groups) == {"posterior", "prior", "prior_predictive", "posterior_predictive", "observed_data",
-                           "sample_stats"}
+                           "sample_stats", "log_likelihood"}
+    assert groups["log_likelihood"]["new_adopters"].dims == ("chain", "draw", "time", "site")
     post = groups["posterior"]
     assert post.sizes["chain"] == 2 and post.sizes["draw"] == 100 and {"p", "q"} <= set(post.data_vars)
     assert post.attrs["config_sha256"] == sha
