@@ -15,12 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import ConfigError, InputError, ModelError, check_keys, suggest
+from ._errors import ConfigError, InputError, ModelError, check_keys, check_regular_file, suggest
 
 SECTIONS = ("title", "description", "model", "sites", "parameters", "schedules", "network",
             "simulation", "stochastic", "data", "observation", "priors", "calibration", "scenarios",
             "ensemble", "run", "backtest", "compare")
 HAZARD = "network_hazard"  # [observation] model of individual-level configs (no stock-and-flow model)
+#: The largest seed: seeds become int32 arrays in JAX (a larger one failed mid-run, after the store was made).
+MAX_SEED = 2**31 - 1
+#: A config is a page of TOML: a file far larger is another file given by mistake (read whole, it could fill memory).
+MAX_CONFIG_BYTES = 10 * 10**6
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,10 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"{path}: no such config file")
     if path.is_dir():
         raise ConfigError(f"{path}: is a directory, expected a TOML config file")
+    check_regular_file(path, "a TOML config file", ConfigError)
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: is {path.stat().st_size / 1e6:.0f} MB, too large for a TOML config "
+                          f"(at most {MAX_CONFIG_BYTES // 10**6} MB); is it the right file?")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -179,6 +187,12 @@ def parse_config(raw: dict, where: str = "<config>") -> Config:
         data = data_facts(calibration.data, sites, where)
         parameters = _with_data_population(parameters, model, data, where)
         _check_observed_times(data, simulation, where)
+    run = _run_settings(raw, where, simulation)
+    if data is not None:
+        for label, until in (("[data] fit_until", calibration.data.fit_until), ("[run] fit_until", run.fit_until)):
+            if until is not None and until < data.first_time - 1e-9:
+                raise ConfigError(f"{where}: {label} = {until:g} is before the first observation in {data.file} "
+                                  f"(year {data.first_time:g}): there would be nothing to fit")
     _require_population(parameters, model, where)
     _check_counts(dict(parameters), model, n, where, "[parameters]", stochastic.enabled)
     from .ensemble._settings import parse_ensemble, parse_scenarios
@@ -202,7 +216,7 @@ def parse_config(raw: dict, where: str = "<config>") -> Config:
 
     return Config(where, title, name, tuple(sorted(options.items())), sites, parameters, schedules,
                   network, simulation, stochastic, raw, calibration, scenarios, ensemble,
-                  _run_settings(raw, where, simulation), data, parse_backtest(raw, where),
+                  run, data, parse_backtest(raw, where),
                   parse_compare(raw, where))
 
 
@@ -253,6 +267,12 @@ def _check_counts(values: dict, model, n: int, where: str, section: str, stochas
     values = {**{p.name: p.default for p in model.parameters if p.name in counted}, **values}
     per_site = lambda v: np.broadcast_to(np.asarray(v, float), (n,))  # noqa: E731
     pop = per_site(values[name])
+    from .calibrate._data import MAX_COUNT
+
+    if np.any(pop > MAX_COUNT):
+        i = int(np.flatnonzero(pop > MAX_COUNT)[0])
+        raise ConfigError(f"{where}: {section} {name} = {pop[i]:g} at site {i + 1}: too large; at most "
+                          f"{MAX_COUNT:,} {units[name]} (counted exactly in float64)")
     for k in ([name] if stochastic else []) + (counted if stochastic else []):
         v = per_site(values[k])
         if np.any(v != np.round(v)):
@@ -460,6 +480,10 @@ def _network(raw: dict, sites: tuple[str, ...], where: str) -> NetworkConfig | N
             raise ConfigError(f"{where}: [network] weights has shape {arr.shape}; expected ({n}, {n}) for {n} sites")
         if not np.all(np.isfinite(arr)) or np.any(arr < 0):
             raise ConfigError(f"{where}: [network] weights must be finite and >= 0")
+        if np.any(np.diag(arr) != 0):
+            i = int(np.flatnonzero(np.diag(arr))[0])
+            raise ConfigError(f"{where}: [network] weights[{i}][{i}] = {arr[i, i]:g}: a site's influence on itself "
+                              f"({sites[i]!r}) is already in the model; set the diagonal to 0")
         return NetworkConfig("dense", weight=tuple(map(tuple, arr.tolist())))
     if kind == "edges":
         edges = net.get("edges")
@@ -467,13 +491,24 @@ def _network(raw: dict, sites: tuple[str, ...], where: str) -> NetworkConfig | N
         if (edges is None) == (file is None):
             raise ConfigError(f"{where}: [network] kind = \"edges\" needs exactly one of edges = [...] or file = \"...\"")
         rows = _edge_rows(edges, file, where)
-        src, tgt, wts = [], [], []
+        if not rows:
+            raise ConfigError(f"{where}: [network] {'edges' if file is None else f'file {file!r}'} holds no edges; "
+                              "give at least one, or remove [network] for sites that do not influence each other")
+        src, tgt, wts, seen = [], [], [], {}
         for label, row in rows:
             if edges is not None:
                 _keys(row, ("source", "target", "weight"), where, f"[network] {label}")
             for end in ("source", "target"):
                 if not isinstance(row.get(end), str) or row.get(end) not in index:
                     raise ConfigError(f"{where}: [network] {label}: {end} {row.get(end)!r} is not a site; sites: {', '.join(sites)}")
+            pair = (row["source"], row["target"])
+            if pair[0] == pair[1]:
+                raise ConfigError(f"{where}: [network] {label}: source and target are both {pair[0]!r}: a site's "
+                                  "influence on itself is already in the model; remove this edge")
+            if pair in seen:
+                raise ConfigError(f"{where}: [network] {label}: edge {pair[0]!r} -> {pair[1]!r} is given twice "
+                                  f"(also {seen[pair]}); give it once, with the total weight")
+            seen[pair] = label
             weight = _number(row.get("weight", 1.0), where, f"[network] {label} weight")
             if weight < 0:
                 raise ConfigError(f"{where}: [network] {label}: weight {weight:g} is negative")
@@ -496,6 +531,7 @@ def _edge_rows(edges: Any, file: Any, where: str) -> list[tuple[str, dict]]:
     path = Path(file) if Path(file).is_absolute() else Path(where).parent / file
     if not path.exists():
         raise ConfigError(f"{where}: [network] file {str(path)!r} does not exist")
+    check_regular_file(path, "a CSV file", ConfigError)
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
@@ -553,8 +589,9 @@ def _simulation(raw: dict, model, where: str) -> SimulationConfig:
     rtol = _typed(s, "rtol", float, where, sec, 1e-6)
     atol = _typed(s, "atol", float, where, sec, 1e-8)
     for key, v in (("rtol", rtol), ("atol", atol)):
-        if not v > 0:
-            raise ConfigError(f"{where}: [simulation] {key} = {v:g} must be positive")
+        if not 0 < v < (1 if key == "rtol" else math.inf):  # a relative error of 100% checks nothing
+            raise ConfigError(f"{where}: [simulation] {key} = {v:g} must be positive and finite"
+                              + (", below 1" if key == "rtol" else ""))
     outputs = s.get("outputs", ["adopted"])
     if not isinstance(outputs, list) or not outputs or not all(isinstance(o, str) for o in outputs):
         raise ConfigError(f"{where}: [simulation] outputs must be a non-empty list of names, got {outputs!r}")
@@ -612,8 +649,8 @@ def _stochastic(raw: dict, where: str) -> StochasticConfig:
     seed = _typed(s, "seed", int, where, "[stochastic]", 0)
     if reps < 1:
         raise ConfigError(f"{where}: [stochastic] replicates = {reps} must be at least 1")
-    if seed < 0:
-        raise ConfigError(f"{where}: [stochastic] seed = {seed} must be >= 0")
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{where}: [stochastic] seed = {seed}: expected a whole number from 0 to {MAX_SEED:,}")
     return StochasticConfig(enabled, reps, seed)
 
 

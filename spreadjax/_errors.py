@@ -51,3 +51,18 @@ def check_keys(table: dict, allowed: tuple[str, ...] | list[str], where: str, se
         if key not in allowed:
             place = f"{section} " if section else ""
             raise ConfigError(f"{where}: {place}unknown key {key!r}{suggest(key, allowed)}")
+
+
+def check_regular_file(path, what: str, error: type[InputError] = InputError) -> None:
+    """Refuse a path that exists but is neither a regular file nor a folder: a pipe, socket or device
+    (``/dev/zero``) would block or never end when read. A missing path or a folder is left to the
+    caller, which names it in its own words."""
+    import os
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise error(f"{path}: is not a regular file (a pipe, socket or device); give {what}")

@@ -16,7 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._config import MAX_SEED
 from .._errors import ConfigError, DataError, check_keys
+
+
+#: Bass refits per site and origin: the reference's bands settle long before this, and each refit is a
+#: least-squares fit in a Python loop (10^12 of them would run for ever and fill memory).
+MAX_BOOTSTRAP = 10_000
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,9 @@ def parse_backtest(raw: dict, where: str) -> BacktestSettings:
                                   for t in origins):
             raise ConfigError(f"{where}: [backtest] origins = {origins!r}: expected observation times in years")
         origins = tuple(float(t) for t in origins)
+        twice = sorted({t for t in origins if origins.count(t) > 1})
+        if twice:
+            raise ConfigError(f"{where}: [backtest] origins: {twice[0]:g} is given twice; give each origin once")
     elif isinstance(origins, bool) or not isinstance(origins, int) or origins < 1:
         raise ConfigError(f"{where}: [backtest] origins = {origins!r}: expected a whole number >= 1 or a list of years")
     ints = {}
@@ -81,6 +90,11 @@ def parse_backtest(raw: dict, where: str) -> BacktestSettings:
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise ConfigError(f"{where}: [backtest] {key} = {v!r}: expected a whole number >= {lo}")
         ints[key] = v
+    if ints["seed"] > MAX_SEED:
+        raise ConfigError(f"{where}: [backtest] seed = {ints['seed']}: expected a whole number from 0 to {MAX_SEED:,}")
+    if ints["bootstrap"] > MAX_BOOTSTRAP:
+        raise ConfigError(f"{where}: [backtest] bootstrap = {ints['bootstrap']:,}: at most {MAX_BOOTSTRAP:,} refits "
+                          "(each is a least-squares fit per site and origin, held in memory; 100 to 1,000 is plenty)")
     share = table.get("min_train", d.min_train)
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 < share < 1.0:
         raise ConfigError(f"{where}: [backtest] min_train = {share!r}: expected a share between 0 and 1")

@@ -41,7 +41,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import xarray as xr
 
-from .._errors import DataError
+from .._errors import DataError, check_regular_file
 
 __all__ = [
     "adjacency",
@@ -57,6 +57,8 @@ DAYS_PER_YEAR = 365.25
 #: How many of each ``time_unit`` make a year: a number ``x`` in a file is ``x / TIME_UNITS[unit]`` years.
 TIME_UNITS = {"year": 1.0, "month": 12.0, "week": DAYS_PER_YEAR / 7.0, "day": DAYS_PER_YEAR}
 _INT_RE = re.compile(r"[+-]?\d+")
+#: The largest count read: 2**53, below which every whole number is exact in float64 (and fits int64).
+MAX_COUNT = 2**53
 
 
 # --------------------------------------------------------------------------- reading
@@ -86,6 +88,7 @@ def _read_table(
 ) -> _Table:
     """Read a CSV with a header; check the required columns are present."""
     name = os.fspath(path)
+    check_regular_file(name, "a CSV file", DataError)
     try:
         with open(name, newline="", encoding="utf-8-sig") as fh:
             records = [(reader_line, rec) for reader_line, rec in _records(fh)]
@@ -156,6 +159,8 @@ def _count(tab: _Table, row: _Row, col: str, what: str = "counts") -> int:
         value = int(number)
     if value < 0:
         raise tab.error(row, col, f"negative; {what} must be whole numbers >= 0")
+    if value > MAX_COUNT:
+        raise tab.error(row, col, f"too large; {what} must be at most {MAX_COUNT:,} (counted exactly in float64)")
     return value
 
 

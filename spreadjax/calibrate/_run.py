@@ -194,13 +194,14 @@ def write_posterior(groups: Mapping[str, xr.Dataset], path: str | Path) -> Path:
 
 def read_posterior(path: str | Path) -> dict[str, xr.Dataset]:
     """Read the groups of a ``posterior.nc`` back into memory."""
-    from .._errors import InputError
+    from .._errors import InputError, check_regular_file
 
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such posterior file; run `spreadjax calibrate` first")
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected a posterior.nc file")
+    check_regular_file(path, "a posterior.nc file")
     try:
         with xr.open_datatree(path, engine="h5netcdf") as tree:
             groups = {name: tree[name].to_dataset().load() for name in tree.children}

@@ -8,12 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._config import MAX_SEED
 from .._errors import ConfigError, DataError
 from ._observe import OBSERVATIONS, Observation
 from ._priors import Prior, parse_prior
 
 SECTIONS = ("data", "observation", "priors", "calibration")
 BUNDLED = {"medical_innovation": "the Medical Innovation monthly adoption counts (four towns)"}
+#: NUTS doubles its trajectory up to 2^depth gradient steps per draw: a deeper tree means a badly
+#: scaled posterior, not a small limit (and 2^31 steps overflow the sampler's step counter).
+MAX_TREE_DEPTH = 20
 
 
 @dataclass(frozen=True)
@@ -193,6 +197,16 @@ def _settings(table: dict, where: str) -> CalibrationSettings:
         raise ConfigError(f"{where}: [calibration] method = {s.method!r}: expected nuts, svi, map or laplace")
     if s.chains < 1 or s.samples < 1 or s.draws < 1:
         raise ConfigError(f"{where}: [calibration] chains, samples and draws must be at least 1")
+    if s.seed > MAX_SEED:
+        raise ConfigError(f"{where}: [calibration] seed = {s.seed}: expected a whole number from 0 to {MAX_SEED:,}")
+    if s.svi_steps < 1:
+        raise ConfigError(f"{where}: [calibration] svi_steps = {s.svi_steps}: expected a whole number >= 1")
+    if not 1 <= s.max_tree_depth <= MAX_TREE_DEPTH:
+        raise ConfigError(f"{where}: [calibration] max_tree_depth = {s.max_tree_depth}: expected 1 to "
+                          f"{MAX_TREE_DEPTH} (up to 2^depth gradient steps per draw; 8 to 10 is usual)")
+    if not 0 < s.learning_rate < math.inf:
+        raise ConfigError(f"{where}: [calibration] learning_rate = {s.learning_rate:g}: expected a positive, "
+                          "finite step size (0.01 is usual)")
     if not 0 < s.target_accept < 1:
         raise ConfigError(f"{where}: [calibration] target_accept = {s.target_accept:g} must lie in (0, 1)")
     if s.dtype not in ("float32", "float64"):

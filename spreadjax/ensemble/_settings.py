@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._config import MAX_SEED
 from .._errors import ConfigError, check_keys
 
 SOURCES = ("posterior", "prior", "design", "fixed")
@@ -110,6 +111,8 @@ def parse_ensemble(raw: dict, where: str, model: Any, scenarios: tuple[Scenario,
             also = ' or "auto"' if key == "chunk_size" else ""
             raise ConfigError(f"{where}: [ensemble] {key} = {v!r}: expected a whole number >= {lo}{also}")
         ints[key] = v
+    if ints["seed"] > MAX_SEED:
+        raise ConfigError(f"{where}: [ensemble] seed = {ints['seed']}: expected a whole number from 0 to {MAX_SEED:,}")
     source = table.get("source", "posterior" if has_priors else "fixed")
     if source not in SOURCES:
         raise ConfigError(f"{where}: [ensemble] source = {source!r}: expected one of {', '.join(SOURCES)}")
@@ -119,6 +122,9 @@ def parse_ensemble(raw: dict, where: str, model: Any, scenarios: tuple[Scenario,
     if posterior is not None:
         if not isinstance(posterior, str):
             raise ConfigError(f"{where}: [ensemble] posterior = {posterior!r}: expected a file path")
+        if source != "posterior":
+            raise ConfigError(f"{where}: [ensemble] posterior = {posterior!r} but source = {source!r} draws no "
+                              "posterior; set source = \"posterior\" or remove posterior")
         posterior = str(Path(posterior) if Path(posterior).is_absolute() else Path(where).parent / posterior)
     design = _design(table.get("design"), where, model, source)
     adopted = fraction_source(model)[0] if hasattr(model, "names") else "adopted"
