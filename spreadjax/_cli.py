@@ -14,10 +14,29 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.text import Text
+from typer.core import TyperGroup
 
 from ._errors import InputError
 
+try:  # typer >= 0.24 carries its own copy of click
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover - older typer on click itself
+    from click import UsageError
+
+class _OneLineUsageErrors(TyperGroup):
+    """A usage mistake (``--workers abc``, an unknown option or command, a missing argument) is one
+    ``error:`` line with exit code 2, like every other refusal, instead of typer's boxed panel."""
+
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+            _fail(InputError(f"{where}: {exc.format_message()} (see {where} --help)"))
+
+
 app = typer.Typer(
+    cls=_OneLineUsageErrors,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -38,13 +57,18 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(2)
 
 
-def _check_out(path: Path) -> None:
-    """Refuse an ``--out`` that is a file, lies under a file, or cannot be written, before any work
-    (writes nothing: a probe file is made and removed in the nearest existing folder)."""
+def _check_out(path: Path, writes: tuple[str, ...] = ()) -> None:
+    """Refuse an ``--out`` that is a file, lies under a file, or cannot be written, or where one of the
+    files the command ``writes`` is a folder, before any work (writes nothing: a probe file is made
+    and removed in the nearest existing folder)."""
     import tempfile
 
     if path.exists() and not path.is_dir():
         raise InputError(f"--out {path}: exists and is not a folder; choose a folder")
+    for name in writes:
+        if (path / name).is_dir():
+            raise InputError(f"--out {path}: {name} there is a folder, where this command writes a file; "
+                             "remove or rename it, or choose another --out")
     parent = path.absolute()
     while not parent.exists():
         parent = parent.parent
@@ -112,7 +136,7 @@ def simulate(
     try:
         cfg = load_config(config)
         cfg.require_model("`spreadjax simulate`")
-        _check_out(out_dir)
+        _check_out(out_dir, ("simulation.nc", "simulation.png"))
     except InputError as exc:
         _fail(exc)
     from ._jobs import simulate_config
@@ -148,7 +172,7 @@ def calibrate(
         cfg = load_config(config)
         if cfg.calibration is None:
             raise InputError(f"{config}: has no [data] section: nothing to calibrate")
-        _check_out(out_dir)
+        _check_out(out_dir, ("posterior.nc", "diagnostics.txt", "diagnostics.csv"))
         _chains_on_cores(cfg)
         summary, fit = _calibration_job(cfg)
     except InputError as exc:
@@ -244,16 +268,23 @@ def ensemble(
 
     if scheduler is not None and workers is not None:
         _fail(InputError("give --scheduler or --workers, not both"))
+    if scheduler is not None and not scheduler.strip():
+        _fail(InputError("--scheduler '': expected the address of a running dask scheduler, such as "
+                         "tcp://10.0.0.5:8786"))
     try:
         cfg = load_config(config)
         cfg.require_model("`spreadjax ensemble`")
         if posterior is not None and not posterior.exists():
             raise InputError(f"{posterior}: no such posterior file")
-        if not dry_run:
-            _check_out(out_dir)
-        from .ensemble._run import plan_for
+        if posterior is not None and cfg.ensemble.source != "posterior":
+            raise InputError(f"--posterior {posterior}: [ensemble] source = {cfg.ensemble.source!r} draws no "
+                             "posterior; set source = \"posterior\" or drop --posterior")
+        # a dry run too: it would not show a plan the real run refuses
+        _check_out(out_dir, ("summary.json", "summary.nc"))
+        from .ensemble._run import check_workers, plan_for
 
         plan = plan_for(cfg)
+        check_workers(cfg, workers, scheduler)
     except InputError as exc:
         _fail(exc)
     store = out_dir / "ensemble.zarr"
@@ -386,7 +417,7 @@ def run(
     try:
         cfg = load_config(path)
         cfg.require_model("`spreadjax run` (the forecasting pipeline)")
-        _check_out(out_dir)
+        _check_out(out_dir, ("posterior.nc", "summary.json", "summary.nc", "report.html"))
     except InputError as exc:
         _fail(exc)
     _chains_on_cores(cfg)
@@ -441,7 +472,7 @@ def backtest(
         from .backtest._run import backtest_origins
 
         times, origins = backtest_origins(cfg)
-        _check_out(out_dir)
+        _check_out(out_dir, ("backtest.nc", "backtest.json", "backtest.png"))
     except InputError as exc:
         _fail(exc)
     _chains_on_cores(cfg)

@@ -17,6 +17,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     sees a half-written file.
     """
     path = Path(path)
+    if path.is_dir():
+        from ._errors import InputError
+
+        raise InputError(f"{path}: is a folder, where a file is to be written; remove or rename it")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)

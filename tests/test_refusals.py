@@ -302,6 +302,106 @@ CASES = {
     "run-resume-damaged-draws": (lambda t: ["run", _finished_run().parent / "cfg.toml", "--out",
                                             _run_dir(t, {"ensemble.zarr/draw_q/0.0": b"\xff" * 16})],
                                  "draw_q (checksum differs"),
+    # -- a second sweep (issue 14): files that are not regular files, values past what can be counted
+    "config-fifo": (lambda t: ["check", _fifo(t / "c.toml")], "c.toml: is not a regular file (a pipe"),
+    "config-device": (lambda t: ["check", "/dev/zero"], "/dev/zero: is not a regular file"),
+    "config-empty": (lambda t: ["check", _bytes(t / "c.toml", b"")], "c.toml: the [model] section is missing"),
+    "config-utf16": (lambda t: ["check", _bytes(t / "c.toml", model_toml().encode("utf-16"))],
+                     "c.toml: not a text file"),
+    "data-fifo": (lambda t: ["check", cfg(t, calibration_toml(data="d.csv"))] if _fifo(t / "d.csv") else None,
+                  "d.csv: is not a regular file"),
+    "data-header-only": (lambda t: ["check", _counts(t, "site,time,population,adopters\n")],
+                         "d.csv: file is empty; it has a header (line 1) but no data rows"),
+    "data-duplicate-row": (lambda t: ["check", _counts(t, COUNTS + "Leeds,0.5,900,70\n")],
+                           "line 10 (data row 9), column 'time', value '0.5': duplicate (site, time) = ('Leeds', 0.5)"),
+    "data-cumulative-down": (lambda t: ["check", _counts(t, COUNTS.replace("Leeds,0.75,900,180", "Leeds,0.75,900,60"))],
+                             "value '60': cumulative adopters of site 'Leeds' go down from 70"),
+    "data-not-a-number": (lambda t: ["check", _counts(t, COUNTS.replace("Leeds,0.5,900,70", "Leeds,0.5,900,seventy"))],
+                          "column 'adopters', value 'seventy': not a number"),
+    "data-count-huge": (lambda t: ["check", _counts(t, COUNTS.replace("Leeds,1.0,900,330", "Leeds,1.0,900,99999999999999999999999"))],
+                        "value '99999999999999999999999': too large; counts must be at most 9,007,199,254,740,992"),
+    "data-population-huge": (lambda t: ["check", _counts(t, COUNTS.replace(",900,", ",90000000000000000000000,"))],
+                             "column 'population', value '90000000000000000000000': too large"),
+    "data-fit-until-before-data": (
+        lambda t: ["check", cfg(t, calibration_toml().replace("[data]\n", "[data]\nfit_until = 0.1\n"))],
+        "[data] fit_until = 0.1 is before the first observation"),
+    "run-fit-until-before-data": (lambda t: ["run", cfg(t, calibration_toml() + "[run]\nfit_until = 0.1\n"), "--out", t / "out"],
+                                  "[run] fit_until = 0.1 is before the first observation"),
+    "population-huge": (lambda t: ["check", cfg(t, model_toml("population = [7, 1e300]"))],
+                        "[parameters] population = 1e+300 at site 2: too large"),
+    "network-file-fifo": (lambda t: ["check", cfg(t, model_toml(extra='[network]\nkind = "edges"\nfile = "e.csv"\n'))]
+                          if _fifo(t / "e.csv") else None, "e.csv: is not a regular file"),
+    "network-file-no-edges": (lambda t: ["check", cfg(t, model_toml(extra='[network]\nkind = "edges"\nfile = "e.csv"\n'))]
+                              if _bytes(t / "e.csv", b"source,target,weight\n") else None, "[network] file 'e.csv' holds no edges"),
+    "network-self-loop": (lambda t: ["check", cfg(t, model_toml(extra='[network]\nkind = "edges"\n'
+                                                             'edges = [{ source = "Leeds", target = "Leeds" }]\n'))],
+                          "[network] edges[0]: source and target are both 'Leeds'"),
+    "network-edge-twice": (
+        lambda t: ["check", cfg(t, model_toml(extra='[network]\nkind = "edges"\nedges = [{ source = "Ashford", target = '
+                                              '"Leeds" }, { source = "Ashford", target = "Leeds", weight = 2.0 }]\n'))],
+        "[network] edges[1]: edge 'Ashford' -> 'Leeds' is given twice (also edges[0])"),
+    "network-dense-diagonal": (
+        lambda t: ["check", cfg(t, model_toml(extra='[network]\nkind = "dense"\nweights = [[0.0, 0.5], [0.5, 1.0]]\n'))],
+        "[network] weights[1][1] = 1: a site's influence on itself ('Leeds')"),
+    "model-order-huge": (lambda t: ["check", cfg(t, model_toml(extra="[model.options]\nimplementation_order = 1000000\n"))],
+                         "implementation_order must be 0 to 50"),
+    "rtol-infinite": (lambda t: ["check", cfg(t, model_toml(simulation='solver = "adaptive"\nrtol = inf'))],
+                      "[simulation] rtol = inf must be positive and finite"),
+    "tree-depth-zero": (lambda t: ["check", cfg(t, calibration_toml(extra="max_tree_depth = 0"))],
+                        "[calibration] max_tree_depth = 0: expected 1 to 20"),
+    "learning-rate-negative": (lambda t: ["check", cfg(t, calibration_toml(extra='method = "svi"\nlearning_rate = -0.01'))],
+                               "[calibration] learning_rate = -0.01"),
+    "svi-steps-zero": (lambda t: ["calibrate", cfg(t, calibration_toml(extra='method = "svi"\nsvi_steps = 0')), "--out", t / "out"],
+                       "[calibration] svi_steps = 0"),
+    "group-scale-infinite": (
+        lambda t: ["check", cfg(t, calibration_toml().replace("scale = 1.0", "scale = 1.0\nhierarchical = true\ngroup_scale = inf"))],
+        "[priors.q] group_scale = inf must be a positive, finite number"),
+    "ensemble-seed-too-large": (lambda t: ["ensemble", cfg(t, model_toml(extra=ENSEMBLE + "seed = 9223372036854775807\n")),
+                                           "--out", t / "out", "--workers", "0"],
+                                "[ensemble] seed = 9223372036854775807: expected a whole number from 0 to 2,147,483,647"),
+    "stochastic-seed-too-large": (
+        lambda t: ["simulate", cfg(t, model_toml(extra="[stochastic]\nenabled = true\nseed = 2147483648\n")), "--out", t / "out"],
+        "[stochastic] seed = 2147483648"),
+    "backtest-origin-twice": (lambda t: ["backtest", cfg(t, calibration_toml() + "[backtest]\norigins = [0.5, 0.5]\n"),
+                                         "--out", t / "out"], "[backtest] origins: 0.5 is given twice"),
+    "backtest-bootstrap-huge": (lambda t: ["backtest", cfg(t, calibration_toml() + "[backtest]\nbootstrap = 1000000000000\n"),
+                                           "--out", t / "out"], "[backtest] bootstrap = 1,000,000,000,000: at most 10,000"),
+    "posterior-fifo": (lambda t: ["ensemble", cfg(t, calibration_toml()), "--out", t / "out", "--workers", "0",
+                                  "--posterior", _fifo(t / "p.nc")], "p.nc: is not a regular file"),
+    "posterior-for-a-design": (lambda t: ["ensemble", cfg(t, model_toml(extra=ENSEMBLE)), "--out", t / "out", "--workers", "0",
+                                          "--posterior", fake_posterior(t / "p.nc")],
+                               "[ensemble] source = 'design' draws no posterior"),
+    "config-posterior-for-a-design": (lambda t: ["check", cfg(t, model_toml(extra=ENSEMBLE + 'posterior = "p.nc"\n'))],
+                                      "[ensemble] posterior = 'p.nc' but source = 'design' draws no posterior"),
+    "cluster-unknown-option": (
+        lambda t: ["ensemble", cfg(t, model_toml(extra=ENSEMBLE + '[ensemble.cluster]\nkind = "slurm"\nquueue = "x"\n')),
+                   "--dry-run"], "[ensemble.cluster] unknown key 'quueue'; did you mean 'queue'?"),
+    # -- output folders and command lines
+    "simulate-output-is-a-folder": (lambda t: ["simulate", cfg(t, model_toml()), "--out", t / "out"]
+                                    if (t / "out" / "simulation.nc").mkdir(parents=True) is None else None,
+                                    "simulation.nc there is a folder, where this command writes a file"),
+    "report-html-is-a-folder": (lambda t: ["report", run] if (run := _run_dir(t, {"report.html": None}))
+                                and (run / "report.html").mkdir() is None else None,
+                                "report.html: is a folder, where a file is to be written"),
+    "dry-run-out-under-file": (lambda t: ["ensemble", cfg(t, model_toml(extra=ENSEMBLE)), "--out", t / "counts.csv" / "o",
+                                          "--dry-run"], "counts.csv is a file, not a folder"),
+    "dry-run-workers-negative": (lambda t: ["ensemble", cfg(t, model_toml(extra=ENSEMBLE)), "--out", t / "out",
+                                            "--workers", "-1", "--dry-run"], "--workers -1: expected a whole number"),
+    "workers-not-a-number": (lambda t: ["ensemble", cfg(t, model_toml(extra=ENSEMBLE)), "--out", t / "out", "--workers", "abc"],
+                             "ensemble: Invalid value for '--workers'"),
+    "unknown-command": (lambda t: ["simulat", cfg(t, model_toml())], "No such command 'simulat'. Did you mean 'simulate'?"),
+    "unknown-option": (lambda t: ["simulate", cfg(t, model_toml()), "--outt", t / "out"], "No such option: --outt"),
+    "missing-argument": (lambda t: ["check"], "check: Missing argument 'config'"),
+    "scheduler-empty": (lambda t: ["ensemble", cfg(t, model_toml(extra=ENSEMBLE)), "--out", t / "out", "--scheduler", ""],
+                        "--scheduler '': expected the address"),
+    "scheduler-not-an-address": (lambda t: ["ensemble", cfg(t, model_toml(extra=ENSEMBLE)), "--out", t / "out",
+                                            "--scheduler", "not an address"],
+                                 "cannot reach the dask scheduler at 'not an address'"),
+    "verify-array-metadata-deleted": (
+        lambda t: ["verify", _run_dir(t, {"ensemble.zarr/.zmetadata": None, "ensemble.zarr/adopted/.zarray": None})],
+        "the store's metadata or checksums cannot be read (KeyError: 'adopted')"),
+    "compare-fifo": (lambda t: ["compare", cfg(t, calibration_toml(), "a.toml"), _fifo(t / "b.toml"), "--out", t / "out"],
+                     "b.toml: is not a regular file"),
 }
 
 
@@ -360,6 +460,20 @@ chunk_size = 5
 def _bytes(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def _fifo(path: Path) -> Path:
+    """A named pipe: reading it blocks until a writer comes, so it must be refused, not read."""
+    import os
+
+    os.mkfifo(path)
+    return path
+
+
+def _counts(tmp: Path, text: str) -> Path:
+    """A config fitting ``text`` as its counts file d.csv."""
+    (tmp / "d.csv").write_text(text)
+    return cfg(tmp, calibration_toml(data="d.csv"))
 
 
 @pytest.mark.parametrize("case", list(CASES))

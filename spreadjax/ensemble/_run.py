@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import InputError
+from .._errors import InputError, check_keys
 from ._plan import EnsemblePlan, check_plan_fits, chunk_size_for, draw_values
 from ._store import (check_store, create_store, finish_store, identity, mark_damaged, mark_done, read_draws,
                      read_store_state, verify_store, write_chunk)
@@ -280,9 +281,14 @@ class _client:
         from distributed import Client, LocalCluster
 
         if self.scheduler:
-            try:
+            from distributed.comm.addressing import parse_address, parse_host_port
+
+            try:  # before the Client: one that fails half-built fails again when collected
+                scheme, where = parse_address(self.scheduler)
+                if scheme in ("tcp", "tls"):
+                    parse_host_port(where)
                 self.client = Client(self.scheduler, timeout="20s")
-            except OSError as exc:
+            except (OSError, ValueError, TypeError) as exc:  # ValueError: not an address
                 raise InputError(f"cannot reach the dask scheduler at {self.scheduler!r}: {exc}") from None
             return self.client
         c = self.config.ensemble.cluster
@@ -316,8 +322,13 @@ def jobqueue_cluster(config: Any):
         raise InputError("[ensemble.cluster] kind = \"%s\" needs dask-jobqueue: pip install 'spreadjax[hpc]'" % c.kind) from None
     cls = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}[c.kind]
     options = dict(c.options)
+    # names checked before the cluster is built: a cluster that fails half-built fails again when collected
+    known = {name for k in (cls, *cls.job_cls.__mro__) if "__init__" in vars(k)
+             for name in inspect.signature(vars(k)["__init__"]).parameters}
+    check_keys(options, sorted(known - {"self", "kwargs", "job_kwargs", "base_class_kwargs", "scheduler"}),
+               str(config.path), "[ensemble.cluster]")
     options.setdefault("job_script_prologue", [f"export {k}='{v}'" for k, v in WORKER_ENV.items()])
     try:
         return cls(**options)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{config.path}: [ensemble.cluster]: {exc}") from None
+    except (TypeError, ValueError) as exc:  # dask-jobqueue's message goes on to list every option: its first line
+        raise InputError(f"{config.path}: [ensemble.cluster]: {str(exc).splitlines()[0].rstrip(':')}") from None

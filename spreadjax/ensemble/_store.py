@@ -209,12 +209,13 @@ def verify_store(path: Path, chunks: list[int] | None = None) -> StoreCheck:
     group = zarr.open_group(str(path), mode="r")
     try:
         names = [str(o) for o in group["output"][:]]
+        arrays = [group[name] for name in names]
         sums = np.asarray(group["chunk_checksum"][:], dtype=np.uint64)
         chunk = int(attrs["chunk_size"])
         draws = json.loads(attrs.get("draws_checksum", "{}"))
     except Exception as exc:  # noqa: BLE001 - the bookkeeping itself is damaged
-        raise InputError(f"{path}: the store's checksums cannot be read ({type(exc).__name__}: {exc}); "
-                         "delete it or choose another --out") from None
+        raise InputError(f"{path}: the store's metadata or checksums cannot be read ({type(exc).__name__}: "
+                         f"{exc}); delete it or choose another --out") from None
     todo = [i for i in range(len(done)) if done[i]] if chunks is None else list(chunks)
     report = StoreCheck(Path(path), len(done), todo)
     for name, want in draws.items():
@@ -225,8 +226,8 @@ def verify_store(path: Path, chunks: list[int] | None = None) -> StoreCheck:
         if got != want:
             report.bad_draws.append(name)
     for i in todo:
-        for k, name in enumerate(names):
-            why = _chunk_damage(path, group[name], i, chunk, int(sums[i, k]))
+        for k, (name, array) in enumerate(zip(names, arrays, strict=True)):
+            why = _chunk_damage(path, array, i, chunk, int(sums[i, k]))
             if why:
                 report.damaged.append((i, name, why))
     return report
