@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -79,6 +80,19 @@ def _check_out(path: Path, writes: tuple[str, ...] = ()) -> None:
             pass
     except OSError as exc:
         raise InputError(f"--out {path}: cannot write in {parent} ({exc.strerror or exc})") from None
+
+
+@contextlib.contextmanager
+def _work(on_interrupt: str) -> Iterator[None]:
+    """Long work: bad input found on the way is one line and exit 2; Ctrl-C exits 130 saying
+    ``on_interrupt`` (what is kept, and how to resume)."""
+    try:
+        yield
+    except InputError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        err.print(f"interrupted: {on_interrupt}")
+        raise typer.Exit(130) from None
 
 
 def _locked(out_dir: Path, command: str) -> contextlib.ExitStack:
@@ -305,15 +319,10 @@ def ensemble(
     from .ensemble._run import run_ensemble
 
     with _locked(out_dir, "ensemble"):
-        try:
+        with _work(f"finished chunks are kept in {store}; run the same command again to resume"):
             with _chunk_progress("chunks") as progress:
                 report = run_ensemble(cfg, store, posterior=None if posterior is None else str(posterior),
                                       scheduler=scheduler, workers=workers, progress=progress)
-        except InputError as exc:
-            _fail(exc)
-        except KeyboardInterrupt:
-            err.print(f"interrupted: finished chunks are kept in {store}; run the same command again to resume")
-            raise typer.Exit(130) from None
         out.print(f"wrote {store}: {len(report.computed)} chunk(s) computed, {report.skipped} already done",
                   highlight=False)
         if report.repaired:
@@ -376,14 +385,9 @@ def _stream(cfg, out_dir: Path, posterior: str | None) -> None:
     from ._io import write_atomic, write_netcdf
     from .ensemble._stream import stream_summaries
 
-    try:
+    with _work("nothing was written (streamed summaries keep no partial results)"):
         with _chunk_progress("chunks (summaries on the device)") as progress:
             summary, as_json = stream_summaries(cfg, posterior, progress=progress)
-    except InputError as exc:
-        _fail(exc)
-    except KeyboardInterrupt:
-        err.print("interrupted: nothing was written (streamed summaries keep no partial results)")
-        raise typer.Exit(130) from None
     out_dir.mkdir(parents=True, exist_ok=True)
     write_netcdf(summary, out_dir / "summary.nc")
     write_atomic(out_dir / "summary.json", lambda tmp: tmp.write_text(json.dumps(as_json, indent=2, allow_nan=False)))
@@ -436,18 +440,13 @@ def run(
         bar.update(task, visible=False)
         out.print(text, highlight=False, markup=False)
 
-    try:
+    with _work(f"finished stages and chunks are kept in {out_dir}; run the same command to resume"):
         try:
             report = run_pipeline(cfg, out_dir, say=say, progress_bar=False, workers=workers,
                                   chunk_progress=chunk_progress, backtest=backtest)
         finally:
             if bar.live.is_started:
                 bar.stop()
-    except InputError as exc:
-        _fail(exc)
-    except KeyboardInterrupt:
-        err.print(f"interrupted: finished stages and chunks are kept in {out_dir}; run the same command to resume")
-        raise typer.Exit(130) from None
     from .report import headline
 
     summary = _read_json(out_dir / "summary.json")
@@ -480,13 +479,8 @@ def backtest(
 
     out.print(f"backtest of {cfg.title}: {len(origins)} origin(s) at "
               f"{', '.join(f'{times[k]:g}' for k in origins)} years", highlight=False, markup=False)
-    try:
+    with _work(f"scored origins are kept in {out_dir / 'backtest'}; run the same command to resume"):
         result = run_backtest(cfg, out_dir, say=lambda text: out.print(text, highlight=False, markup=False))
-    except InputError as exc:
-        _fail(exc)
-    except KeyboardInterrupt:
-        err.print(f"interrupted: scored origins are kept in {out_dir / 'backtest'}; run the same command to resume")
-        raise typer.Exit(130) from None
     summary = _read_json(out_dir / "backtest.json")
     for f, row in summary["pooled"].items():
         out.print(f"  {f:10s} 50% band {row['covered50']:.0%}, 90% band {row['covered90']:.0%}, "
@@ -530,18 +524,13 @@ def compare(
 
     out.print(f"comparing {len(cfgs)} configs: {', '.join(str(c) for c in configs)}", highlight=False, markup=False)
     say = lambda text: out.print(text, highlight=False, markup=False)  # noqa: E731
-    try:
+    with _work(f"scored origins and posteriors are kept in {out_dir}; run the same command to resume"):
         with _locked(out_dir, "compare"):
             result = run_compare(cfgs, out_dir, say=say)
             if plot:
                 from .report._compare_figures import plot_compare
 
                 plot_compare(result, out_dir / "compare.png")
-    except InputError as exc:
-        _fail(exc)
-    except KeyboardInterrupt:
-        err.print(f"interrupted: scored origins and posteriors are kept in {out_dir}; run the same command to resume")
-        raise typer.Exit(130) from None
     doc = _read_json(out_dir / "compare.json")
     for r in doc["rows"]:
         out.print(f"  {r['rank']}. {r['name']:24s} CRPS {r['crps']:.4f}  90% band {r['covered90']:.0%}  "

@@ -5,7 +5,6 @@ first, and the comparison in `spreadjax run --backtest`'s report."""
 import json
 import warnings
 
-import numpy as np
 import pytest
 import xarray as xr
 from typer.testing import CliRunner
@@ -72,49 +71,6 @@ def test_compare_ranks_by_the_backtest_writes_and_resumes(tmp_path):
     assert text.count("already scored") == 2 and text.count("is already there for this config: kept") == 2
     assert {p: p.stat().st_mtime_ns for p in done} == done  # nothing fitted again
     assert json.loads((out / "compare.json").read_text())["rows"] == rows
-
-
-def _counts(times, new, population):
-    lines = ["site,time,population,adopters"]
-    for j, site in enumerate(("a", "b")):
-        for t, c in zip(times, np.cumsum(new[:, j])):
-            lines.append(f"{site},{t:g},{population},{int(c)}")
-    return "\n".join(lines) + "\n"
-
-
-@pytest.mark.slow
-def test_loo_puts_the_structure_that_made_the_data_first(tmp_path):
-    """Data from push rates 20x apart in the two towns: one shared push rate cannot fit both, a
-    push rate per town (partially pooled) can; PSIS-LOO must rank the per-town structure first."""
-    from spreadjax import load_config
-    from spreadjax.backtest._compare import full_posterior, loo_table
-    from spreadjax.calibrate._run import build_problem
-
-    times = [0.25 * i for i in range(1, 7)]
-    population = 400
-    write(tmp_path, _counts(times, np.zeros((6, 2), int), population), name="counts.csv")  # placeholder
-    fit = "warmup = 150\nsamples = 100"
-    shared = calibration_toml("prior").replace("end = 1.0", "end = 1.5").replace("warmup = 30\nsamples = 12", fit)
-    assert fit in shared
-    truth = build_problem(load_config(write(tmp_path, shared, name="shared.toml")))
-    expected = np.asarray(truth.simulate({"p": np.array([1.6, 0.08]), "q": np.array([0.2, 0.2])})["ever_adopted"])
-    rng = np.random.default_rng(7)
-    cum, new = np.zeros(2), []
-    for t in range(len(times)):  # binomial new adopters among those left, the calibration's observation model
-        h = (expected[t + 1] - expected[t]) / (population - expected[t])
-        n = rng.binomial((population - cum).astype(int), h)
-        cum, new = cum + n, new + [n]
-    write(tmp_path, _counts(times, np.array(new), population), name="counts.csv")
-    per_town = shared.replace("loc = -1.0\nscale = 1.0", "loc = -1.0\nscale = 1.0\nhierarchical = true\ngroup_scale = 1.5")
-    assert "hierarchical" in per_town
-    write(tmp_path, per_town, name="per_town.toml")
-    posteriors = {name: full_posterior(load_config(tmp_path / f"{name}.toml"), tmp_path / name, say=lambda t: None)
-                  for name in ("shared", "per_town")}
-    table, _ = loo_table(posteriors)
-    assert list(table.index) == ["per_town", "shared"]
-    # clearly better, not by chance: the elpd difference is several of its standard errors
-    assert table.loc["shared", "elpd_diff"] > 3 * table.loc["shared", "dse"]
-    assert table.loc["per_town", "weight"] > 0.9
 
 
 @pytest.mark.slow

@@ -118,3 +118,14 @@ def test_run_with_backtest_puts_it_in_the_report(tmp_path, monkeypatch):
     assert summary["origins"] == [0.5] and summary["points"] == 2 * 2
     section = (out / "report.html").read_text().split('<section id="backtest">')[1].split("</section>")[0]
     assert html.escape(summary["verdict"]) in section and "data:image/png;base64" in section
+
+
+def test_an_interrupted_backtest_says_what_is_kept_and_exits_130(tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("spreadjax.backtest.run_backtest", interrupted)
+    result = runner.invoke(app, ["backtest", str(config(tmp_path)), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 130
+    assert "interrupted: scored origins are kept in" in flat(result.stderr) and "Traceback" not in result.output
+
