@@ -24,6 +24,7 @@ try:  # typer >= 0.24 carries its own copy of click
 except ImportError:  # pragma: no cover - older typer on click itself
     from click import UsageError
 
+
 class _OneLineUsageErrors(TyperGroup):
     """A usage mistake (``--workers abc``, an unknown option or command, a missing argument) is one
     ``error:`` line with exit code 2, like every other refusal, instead of typer's boxed panel."""

@@ -13,14 +13,15 @@ from spreadjax.calibrate._run import build_problem
 
 
 def test_forward_and_reverse_gradients_of_the_log_density_agree():
-    problem = build_problem(load_config("configs/medical_innovation.toml"))  # p, q partially pooled
+    problem = build_problem(load_config("configs/medical_innovation.toml"))  # p, q, ceiling partially pooled
     potentials = {}
     for mode in ("forward", "reverse"):
         p = dataclasses.replace(problem, gradients=mode)
         info = initialize_model(jax.random.PRNGKey(0), p.model)
         potentials[mode] = jax.jit(jax.value_and_grad(info.potential_fn))
-    # three points of the unconstrained space (log p, log q, log tau, z) in the posterior's region
-    centre = {"p_pop": -1.0, "q_pop": -0.7, "p_tau": -1.6, "q_tau": -1.6, "p_z": np.zeros(4), "q_z": np.zeros(4)}
+    # three points of the unconstrained space (log p, log q, logit ceiling, log tau, z) in the posterior's region
+    centre = {"p_pop": -1.0, "q_pop": -0.7, "ceiling_pop": 1.7, "p_tau": -1.6, "q_tau": -1.6, "ceiling_tau": -1.6,
+              "p_z": np.zeros(4), "q_z": np.zeros(4), "ceiling_z": np.zeros(4)}
     assert set(centre) == set(info.param_info.z)
     rng = np.random.default_rng(3)
     points = {k: jnp.asarray(np.asarray(v)[None] + 0.5 * rng.normal(size=(3,) + np.shape(v))) for k, v in centre.items()}
