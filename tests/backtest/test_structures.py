@@ -12,21 +12,20 @@ ceilings below 1, through the binomial observation model the calibration uses. T
 """
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from spreadjax._cli import app
-from spreadjax.report import build_report
 from spreadjax.core import RK4, Simulation, compile_model, simulate
 from spreadjax.models import four_stage_model
+from spreadjax.report import build_report
 
 from ..report.test_html import make_run_dir
-
-runner = CliRunner()
 
 SITES = ("Ashford", "Bolton", "Crewe", "Dover", "Ely", "Frome")
 POPULATION = np.array([7.0, 60.0, 900.0, 120.0, 35.0, 400.0])
@@ -134,9 +133,12 @@ def test_the_generating_structure_holds_its_bands_and_wins_and_a_misfit_is_flagg
     (tmp_path / "takeoff_ceiling.toml").write_text('title = "generating"\n' + GENERATING)
     (tmp_path / "pooled_bass.toml").write_text('title = "misfit"\n' + MISFIT)
     out = tmp_path / "cmp"
-    result = runner.invoke(app, ["compare", str(tmp_path / "takeoff_ceiling.toml"),
-                                 str(tmp_path / "pooled_bass.toml"), "--out", str(out)])
-    assert result.exit_code == 0, result.output + repr(result.exception)
+    # as a user runs it: a fresh process (one CPU device per chain, no state from other tests)
+    env = {**os.environ, "SPREADJAX_CACHE_DIR": "off"}
+    result = subprocess.run([sys.executable, "-m", "spreadjax", "compare", str(tmp_path / "takeoff_ceiling.toml"),
+                             str(tmp_path / "pooled_bass.toml"), "--out", str(out)],
+                            capture_output=True, text=True, env=env, timeout=1800)
+    assert result.returncode == 0, result.stdout + result.stderr
 
     right = json.loads((out / "takeoff_ceiling" / "backtest.json").read_text())
     wrong = json.loads((out / "pooled_bass" / "backtest.json").read_text())
