@@ -15,6 +15,7 @@ from ._solvers import make_solver as make_solver
 from ._spec import Auxiliary as Auxiliary
 from ._spec import Delay as Delay
 from ._spec import Flow as Flow
+from ._spec import Lookup as Lookup
 from ._spec import Model as Model
 from ._spec import Parameter as Parameter
 from ._spec import Schedule as Schedule
@@ -38,6 +39,7 @@ __all__ = [
     "Auxiliary",
     "Delay",
     "Flow",
+    "Lookup",
     "Model",
     "Parameter",
     "Schedule",

@@ -15,7 +15,7 @@ from typing import Any
 
 
 from .._errors import ModelError
-from ._expr import Expression, functions, parse
+from ._expr import Expression, functions, lookup_function, parse
 from ._spec import Model
 
 Params = dict[str, Any]  # name -> (site,) array; schedules -> {"times": (k,), "values": (k, site)}
@@ -48,18 +48,19 @@ class CompiledModel:
 
     def __init__(self, model: Model):
         self.model = model
+        lookups = model.lookup_names
         states: list[State] = []
         inits: list[tuple[int, Any, float]] = []  # (row, init expression, divisor)
         for s in model.stocks:
-            inits.append((len(states), parse(s.init, f"stock {s.name!r}.init"), 1.0))
+            inits.append((len(states), parse(s.init, f"stock {s.name!r}.init", lookups), 1.0))
             states.append(State(s.name, s.counted, s.name))
         for d in model.delays:
-            expr = parse(d.init, f"delay {d.name!r}.init")
+            expr = parse(d.init, f"delay {d.name!r}.init", lookups)
             for k in range(1, d.order + 1):
                 inits.append((len(states), expr, float(d.order)))
                 states.append(State(f"{d.name}[{k}]", d.counted, d.name))
         for sm in model.smooths:
-            expr = parse(sm.init, f"smooth {sm.name!r}.init")
+            expr = parse(sm.init, f"smooth {sm.name!r}.init", lookups)
             for k in range(1, sm.order + 1):
                 inits.append((len(states), expr, 1.0))
                 states.append(State(f"{sm.name}[{k}]", False, sm.name))
@@ -73,7 +74,7 @@ class CompiledModel:
         derived: dict[str, tuple[frozenset[str], Callable]] = {}
 
         def add_expr(name: str, source: Any, where: str) -> None:
-            expr = parse(source, where)
+            expr = parse(source, where, lookups)
             derived[name] = (expr.names, expr)
 
         for sc in model.schedules:
@@ -198,7 +199,7 @@ class CompiledModel:
         xp = _jnp() if xp is None else xp
         env: dict[str, Any] = {k: v for k, v in params.items() if not isinstance(v, Mapping)}
         env["t"] = t0
-        fns = functions(xp, t0, None)
+        fns = {**functions(xp, t0, None), **self.lookup_functions(xp)}
         like = params[self.model.parameters[0].name] if self.model.parameters else None
         rows = []
         for _, expr, div in self._inits:
@@ -220,10 +221,15 @@ class CompiledModel:
             env[s.name] = y[i]
         env["_schedules"] = schedules
         env["_xp"] = xp
-        fns = functions(xp, t, None if network is None else network.apply)
+        fns = {**functions(xp, t, None if network is None else network.apply), **self.lookup_functions(xp)}
         for name in self._order:
             env[name] = self._derived[name][1](env, fns)
         return env
+
+    def lookup_functions(self, xp: Any = None) -> dict[str, Callable]:
+        """The model's lookups as elementwise functions of one array (any shape), bound to ``xp``."""
+        xp = _jnp() if xp is None else xp
+        return {lk.name: lookup_function(lk.x, lk.y, lk.extrapolation, xp) for lk in self.model.lookups}
 
     def flow_rates(self, t: Any, y: Any, params: Params, network: Any = None, xp: Any = None) -> list:
         """Rates of the lowered flows, in the order of :attr:`flows`, each ``(site,)``."""

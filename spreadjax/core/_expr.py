@@ -3,8 +3,10 @@
 An equation is a Python-syntax arithmetic expression over the model's names (parameters,
 stocks, auxiliaries, flows, schedules and the time ``t`` in years), for example
 ``"unaware * recognition * (push * reach * p + q * exposure)"``. Only arithmetic,
-comparisons, conditionals (``a if cond else b``, evaluated as ``where``) and the functions in
-:data:`FUNCTIONS` are allowed: no attribute access, subscripts, lambdas or imports. Parsing is
+comparisons, conditionals (``a if cond else b``, evaluated as ``where``), the functions in
+:data:`FUNCTIONS` and the model's own lookups (graphical functions, called by name like
+``effect_of_load(backlog / capacity)``) are allowed: no attribute access, subscripts, lambdas or
+imports. Parsing is
 static (done once when a model is built); evaluation happens while tracing, so it costs nothing
 at run time.
 """
@@ -92,8 +94,9 @@ class Expression:
 
 
 @functools.lru_cache(maxsize=4096)
-def parse(source: str | float | int, where: str = "equation") -> Expression:
-    """Parse and validate one equation; ``where`` names it in error messages."""
+def parse(source: str | float | int, where: str = "equation", lookups: frozenset[str] = frozenset()) -> Expression:
+    """Parse and validate one equation; ``where`` names it in error messages. ``lookups`` are the
+    model's lookup names, callable with one argument like a function."""
     if isinstance(source, bool) or not isinstance(source, (str, int, float)):
         raise ModelError(f"{where}: expected an expression string or a number, got {source!r}")
     text = repr(float(source)) if not isinstance(source, str) else source.strip()
@@ -112,16 +115,22 @@ def parse(source: str | float | int, where: str = "equation") -> Expression:
         if isinstance(node, ast.Compare) and len(node.ops) != 1:
             raise ModelError(f"{where}: chained comparisons are not allowed in {text!r}")
         if isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS.keys() | lookups:
                 fn = getattr(node.func, "id", ast.unparse(node.func))
+                known = ", ".join([*FUNCTIONS, *sorted(lookups)])
                 raise ModelError(
-                    f"{where}: unknown function {fn!r} in {text!r}; known: {', '.join(FUNCTIONS)}"
+                    f"{where}: unknown function {fn!r} in {text!r} (neither a function nor a lookup of the "
+                    f"model); known: {known}"
                 )
             if node.keywords:
                 raise ModelError(f"{where}: keyword arguments are not allowed in {text!r}")
+            if node.func.id in lookups and len(node.args) != 1:
+                raise ModelError(
+                    f"{where}: lookup {node.func.id!r} takes one argument, got {len(node.args)} in {text!r}"
+                )
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and not (
-            node.id in FUNCTIONS and _is_called(tree, node)
+            node.id in FUNCTIONS.keys() | lookups and _is_called(tree, node)
         ):
             names.add(node.id)
     tree = ast.fix_missing_locations(_Rewrite().visit(tree))
@@ -166,3 +175,35 @@ def functions(xp: Any, t: Any, network: Callable[[Any], Any] | None) -> dict[str
         "_or": xp.logical_or,
         "_not": xp.logical_not,
     }
+
+
+def lookup_function(x: tuple[float, ...], y: tuple[float, ...], extrapolation: str, xp: Any) -> Callable:
+    """A graphical function through the points ``(x, y)`` (static tuples, ``x`` strictly increasing),
+    evaluated elementwise on an array of any shape with the array module ``xp``.
+
+    Piecewise linear between the points. Outside ``[x[0], x[-1]]``: ``"hold"`` keeps the end values,
+    ``"linear"`` extends the end segments, ``"step"`` holds each ``y[i]`` from ``x[i]`` until the
+    next point (and ``y[0]`` before ``x[0]``). Differentiable in the argument (almost everywhere)."""
+    xs = xp.asarray(x)
+    ys = xp.asarray(y)
+    k = len(x)
+    if extrapolation == "step":
+        def step(v):
+            v = xp.asarray(v)
+            i = xp.clip(xp.searchsorted(xs, v, side="right") - 1, 0, k - 1)
+            return ys[i] + 0 * v
+        return step
+    if k == 1:
+        return lambda v: 0 * xp.asarray(v) + y[0]
+    if extrapolation == "linear":
+        lo_slope = (y[1] - y[0]) / (x[1] - x[0])
+        hi_slope = (y[-1] - y[-2]) / (x[-1] - x[-2])
+
+        def linear(v):
+            v = xp.asarray(v)
+            inside = xp.interp(v, xs, ys)
+            below = y[0] + lo_slope * (xp.minimum(v, x[0]) - x[0])
+            above = y[-1] + hi_slope * (xp.maximum(v, x[-1]) - x[-1])
+            return inside + (below - y[0]) + (above - y[-1])
+        return linear
+    return lambda v: xp.interp(xp.asarray(v), xs, ys)

@@ -1,13 +1,14 @@
 """The declarative stock-and-flow vocabulary: static, hashable model structure.
 
 A :class:`Model` lists parameters, stocks, flows, auxiliaries, higher-order (Erlang) delays,
-smooths and time-varying schedules. Equations are expression strings (see ``_expr``). Nothing here
+smooths, time-varying schedules and lookups (graphical functions). Equations are expression strings (see ``_expr``). Nothing here
 holds numbers that change between runs except parameter *defaults*; values live in a parameter
 PyTree built by :meth:`CompiledModel.params`. Time is in years; rates are per year.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from .._errors import ModelError
@@ -128,6 +129,36 @@ class Schedule:
     upper: float = float("inf")
 
 
+#: How a lookup extends beyond its first and last points.
+EXTRAPOLATIONS = ("hold", "linear", "step")
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A graphical function: piecewise linear through the points ``(x[i], y[i])``, called in
+    equations by name like a function, ``effect_of_load(backlog / capacity)``.
+
+    ``x`` must be strictly increasing. ``extrapolation`` says what happens outside the points:
+    ``"hold"`` keeps the end values (Vensim's default and XMILE ``continuous``), ``"linear"``
+    extends the end segments (XMILE ``extrapolate``, Vensim ``LOOKUP EXTRAPOLATE``), ``"step"``
+    holds each ``y[i]`` from ``x[i]`` until the next point (XMILE ``discrete``). The points are
+    structure (static), not run-time parameters. ``units`` are those of ``y``.
+    """
+
+    name: str
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    extrapolation: str = "hold"
+    units: str = "1"
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        for attr in ("x", "y"):
+            value = getattr(self, attr)
+            if isinstance(value, (list, tuple)):
+                object.__setattr__(self, attr, tuple(value))
+
+
 @dataclass(frozen=True)
 class Model:
     """A whole stock-and-flow model. Build with tuples; validated on creation."""
@@ -143,9 +174,10 @@ class Model:
     doc: str = ""
     population: str | None = None  # parameter that counted stocks sum to, if any
     attrs: tuple[tuple[str, str], ...] = field(default=())
+    lookups: tuple[Lookup, ...] = ()
 
     def __post_init__(self) -> None:
-        for attr in ("parameters", "stocks", "flows", "auxiliaries", "delays", "smooths", "schedules"):
+        for attr in ("parameters", "stocks", "flows", "auxiliaries", "delays", "smooths", "schedules", "lookups"):
             object.__setattr__(self, attr, tuple(getattr(self, attr)))
         _validate(self)
 
@@ -166,6 +198,11 @@ class Model:
                 return p
         raise ModelError(f"model {self.name!r} has no parameter {name!r}")
 
+    @property
+    def lookup_names(self) -> frozenset[str]:
+        """Names of the model's lookups (callable in equations, not values)."""
+        return frozenset(lk.name for lk in self.lookups)
+
     def levers(self) -> tuple[str, ...]:
         """Names of the parameters flagged as levers (enhancers and inhibitors)."""
         return tuple(p.name for p in self.parameters if p.lever)
@@ -173,7 +210,7 @@ class Model:
 
 def _validate(model: Model) -> None:
     seen: dict[str, str] = {}
-    groups = ("parameters", "stocks", "flows", "auxiliaries", "delays", "smooths", "schedules")
+    groups = ("parameters", "stocks", "flows", "auxiliaries", "delays", "smooths", "schedules", "lookups")
     for kind in groups:
         for el in getattr(model, kind):
             where = f"model {model.name!r}: {kind[:-1]} {el.name!r}"
@@ -202,6 +239,8 @@ def _validate(model: Model) -> None:
             raise ModelError(f"{where}: times must not decrease, got {list(sc.times)}")
         if sc.interpolation not in ("step", "linear"):
             raise ModelError(f"{where}: interpolation must be 'step' or 'linear', got {sc.interpolation!r}")
+    for lk in model.lookups:
+        _validate_lookup(model.name, lk)
     containers = {s.name for s in model.stocks} | {d.name for d in model.delays}
     for f in model.flows:
         for end in (f.source, f.sink):
@@ -225,7 +264,8 @@ def _validate(model: Model) -> None:
     if model.population is not None and model.population not in {p.name for p in model.parameters}:
         raise ModelError(f"model {model.name!r}: population {model.population!r} is not a parameter")
     # Every name an equation reads must exist; state-only equations are checked in _compile.
-    known = set(seen) | {f"{d.name}_exit" for d in model.delays} | RESERVED
+    lookups = model.lookup_names
+    known = set(seen) - lookups | {f"{d.name}_exit" for d in model.delays} | RESERVED
     params = {p.name for p in model.parameters} | {"t"} | set(FUNCTIONS)
     for kind, attr_names in (
         ("stocks", ("init",)), ("flows", ("rate",)), ("auxiliaries", ("equation",)),
@@ -233,7 +273,14 @@ def _validate(model: Model) -> None:
     ):
         for el in getattr(model, kind):
             for attr in attr_names:
-                expr = parse(getattr(el, attr), f"model {model.name!r}: {kind[:-1]} {el.name!r}.{attr}")
+                expr = parse(getattr(el, attr), f"model {model.name!r}: {kind[:-1]} {el.name!r}.{attr}", lookups)
+                misused = expr.names & lookups
+                if misused:
+                    name = sorted(misused)[0]
+                    raise ModelError(
+                        f"model {model.name!r}: {kind[:-1]} {el.name!r}.{attr}: {name!r} is a lookup; call it "
+                        f"with one argument, e.g. {name}(x), in {expr.source!r}"
+                    )
                 unknown = expr.names - known
                 if unknown:
                     raise ModelError(
@@ -245,3 +292,30 @@ def _validate(model: Model) -> None:
                         f"model {model.name!r}: {kind[:-1]} {el.name!r}.init may read only parameters, "
                         f"not {', '.join(sorted(expr.names - params))}"
                     )
+
+
+def _validate_lookup(model: str, lk: Lookup) -> None:
+    where = f"model {model!r}: lookup {lk.name!r}"
+    for attr in ("x", "y"):
+        value = getattr(lk, attr)
+        if not isinstance(value, tuple) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+        ):
+            raise ModelError(f"{where}: {attr} must be a list of numbers, got {value!r}")
+        bad = [v for v in value if not math.isfinite(v)]
+        if bad:
+            raise ModelError(f"{where}: {attr} must be finite numbers, got {bad[0]!r}")
+    if not lk.x:
+        raise ModelError(f"{where}: give at least one point (x and y are empty)")
+    if len(lk.x) != len(lk.y):
+        raise ModelError(f"{where}: x has {len(lk.x)} points but y has {len(lk.y)}; give one y per x")
+    for i, (a, b) in enumerate(zip(lk.x, lk.x[1:])):
+        if not b > a:
+            raise ModelError(
+                f"{where}: x must be strictly increasing, but x[{i + 1}] = {b:g} follows x[{i}] = {a:g}"
+            )
+    if lk.extrapolation not in EXTRAPOLATIONS:
+        raise ModelError(
+            f"{where}: extrapolation must be one of {', '.join(map(repr, EXTRAPOLATIONS))}, "
+            f"got {lk.extrapolation!r}"
+        )
