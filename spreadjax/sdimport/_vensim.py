@@ -1,0 +1,596 @@
+"""Parse a Vensim ``.mdl`` text file into the neutral IR (:class:`~._ir.Project`).
+
+A ``.mdl`` file is a list of equations ``lhs = rhs ~ units ~ comment |``, followed by a sketch
+section (ignored). Expressions are parsed with a lark grammar (names may hold spaces, as in
+Vensim: ``impl 1``, ``IF THEN ELSE``). Supported: stocks (``INTEG``), auxiliaries, constants
+(also per-element lists ``1, 2; 3, 4;``), lookups (``name( [(..)-(..)], (x, y), ... )``,
+``WITH LOOKUP``), subscript ranges (``dim: a, b`` and ``dim: (a1-a5)``, subranges), and the
+builtins listed in ``_ir.Call``. Anything else raises one :class:`ModelError` naming the
+construct, the file and the line.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+from .._errors import ModelError
+from ._ir import BinOp, Call, Node, Num, Project, Ref, Unary, Variable, canonical_name
+
+#: builtins the lowering understands, by canonical (upper case, ``_``) name, with their arity
+BUILTINS: dict[str, tuple[int, ...]] = {
+    "IF_THEN_ELSE": (3,), "MIN": (2,), "MAX": (2,), "ABS": (1,), "EXP": (1,), "LN": (1,),
+    "SQRT": (1,), "DELAY1": (2,), "DELAY1I": (3,), "DELAY3": (2,), "DELAY3I": (3,),
+    "DELAYN": (4,), "SMOOTH": (2,), "SMOOTHI": (3,), "SMOOTH3": (2,), "SMOOTH3I": (3,),
+    "SMOOTHN": (4,), "PULSE": (2,), "STEP": (2,), "RAMP": (3,), "INITIAL": (1,),
+    "WITH_LOOKUP": (2,), "SUM": (1,), "INTEG": (2,), "ZIDZ": (2,), "XIDZ": (3,),
+}
+
+#: Vensim's simulation-control variables, by canonical name
+CONTROL = {"initial_time": "start", "final_time": "stop", "time_step": "dt", "saveper": "saveper"}
+
+_GRAMMAR = r"""
+?start: expr
+?expr: or_expr
+?or_expr: and_expr | or_expr OR and_expr -> logic
+?and_expr: not_expr | and_expr AND not_expr -> logic
+?not_expr: comp_expr | NOT not_expr -> not_
+?comp_expr: add_expr | add_expr COMP add_expr -> binop
+?add_expr: mul_expr | add_expr ADDOP mul_expr -> binop
+?mul_expr: pow_expr | mul_expr MULOP pow_expr -> binop
+?pow_expr: unary | unary POW pow_expr -> binop
+?unary: atom | ADDOP unary -> neg
+?atom: NUMBER -> num
+     | name subs? -> ref
+     | name "(" [arg ("," arg)*] ")" -> call
+     | "(" expr ")"
+?arg: expr | table
+subs: "[" sub ("," sub)* "]"
+sub: name BANG?
+name: NAME | QNAME
+table: "(" trange? point ("," point)* ")"
+trange: "[" point ADDOP point ("," point)* "]" ","
+point: "(" snum "," snum ")"
+snum: ADDOP? NUMBER
+OR.2: /:OR:/i
+AND.2: /:AND:/i
+NOT.2: /:NOT:/i
+COMP: "<=" | ">=" | "<>" | "<" | ">" | "="
+ADDOP: "+" | "-"
+MULOP: "*" | "/"
+POW: "^"
+BANG: "!"
+NUMBER: /(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?/
+NAME: /[A-Za-z_\u00c0-\uffff][\w$'&%\u00c0-\uffff]*([ \t]+[\w$'&%\u00c0-\uffff]+)*/
+QNAME: /"[^"]*"/
+%ignore /\s+/
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def _parser():
+    import lark
+
+    return lark.Lark(_GRAMMAR, parser="earley", lexer="basic", ambiguity="resolve")
+
+
+class _Where:
+    """Where an equation came from, for error messages."""
+
+    def __init__(self, path: str, line: int):
+        self.path, self.line = path, line
+
+    def fail(self, message: str) -> ModelError:
+        return ModelError(f"{self.path}:{self.line}: {message}")
+
+
+def _fn_name(source: str) -> str:
+    return re.sub(r"[\s_]+", "_", source.strip()).upper()
+
+
+def _to_ir(tree, where: _Where) -> Node:
+    """Turn a lark tree into IR nodes (names canonical, calls upper case)."""
+    import lark
+
+    def name_of(node) -> str:
+        token = node.children[0]
+        text = str(token)
+        return text[1:-1] if token.type == "QNAME" else text
+
+    def table(node) -> Call:
+        points = [p for p in node.children if p.data == "point"]
+        xs, ys = [], []
+        for p in points:
+            a, b = (_snum(s) for s in p.children)
+            xs.append(a)
+            ys.append(b)
+        return Call("_TABLE", (Call("_X", tuple(Num(x) for x in xs)), Call("_Y", tuple(Num(y) for y in ys))))
+
+    def walk(node) -> Node:
+        if isinstance(node, lark.Token):  # pragma: no cover - every token sits under a rule
+            raise where.fail(f"cannot read {str(node)!r}")
+        kind = node.data
+        ch = node.children
+        if kind == "num":
+            return Num(float(ch[0]))
+        if kind == "ref":
+            source = name_of(ch[0])
+            subs: tuple[str, ...] = ()
+            if len(ch) > 1 and ch[1] is not None:
+                subs = tuple(
+                    canonical_name(name_of(s.children[0])) + ("!" if len(s.children) > 1 else "")
+                    for s in ch[1].children
+                )
+            if canonical_name(source) == "time" and not subs:
+                return Ref("time")
+            return Ref(canonical_name(source), subs)
+        if kind == "call":
+            fn_source = name_of(ch[0])
+            args = tuple(walk(a) for a in ch[1:] if a is not None)
+            fn = _fn_name(fn_source)
+            if fn in BUILTINS:
+                if len(args) not in BUILTINS[fn]:
+                    raise where.fail(
+                        f"{fn_source} takes {' or '.join(map(str, BUILTINS[fn]))} arguments, got {len(args)}"
+                    )
+                return Call(fn, args)
+            # a call of a lookup variable (checked once all variables are known)
+            if len(args) != 1:
+                raise where.fail(f"unsupported Vensim function {fn_source.strip()!r}")
+            return Call("LOOKUP_CALL", (Ref(canonical_name(fn_source)), args[0]), )
+        if kind == "table":
+            return table(node)
+        if kind == "binop":
+            left, op, right = ch
+            op = str(op)
+            return BinOp(op, walk(left), walk(right))
+        if kind == "logic":
+            left, op, right = ch
+            return BinOp("and" if str(op).upper() == ":AND:" else "or", walk(left), walk(right))
+        if kind == "not_":
+            return Unary("not", walk(ch[1]))
+        if kind == "neg":
+            return Unary(str(ch[0]), walk(ch[1]))
+        raise where.fail(f"cannot read the expression part {kind!r}")  # pragma: no cover
+
+    return walk(tree)
+
+
+def _snum(node) -> float:
+    sign = -1.0 if len(node.children) == 2 and str(node.children[0]) == "-" else 1.0
+    return sign * float(node.children[-1])
+
+
+def parse_expression(text: str, where: _Where) -> Node:
+    """Parse one Vensim expression into IR."""
+    import lark
+
+    try:
+        tree = _parser().parse(text)
+    except lark.exceptions.UnexpectedInput as exc:
+        raise where.fail(f"cannot parse {text.strip()!r} (at column {getattr(exc, 'column', '?')})") from None
+    except lark.exceptions.LarkError as exc:  # pragma: no cover - defensive
+        raise where.fail(f"cannot parse {text.strip()!r}: {exc}") from None
+    return _to_ir(tree, where)
+
+
+# -- the file -------------------------------------------------------------------------------------
+
+_LHS = re.compile(
+    r"""^\s*(?P<name>"[^"]*"|[^=\[\](:~|"<>]+?)\s*(?P<subs>\[[^\]]*\])?\s*(?P<op>:=|==|<->|:EXCEPT:|:IS:|=|:|\()""",
+    re.IGNORECASE | re.DOTALL,
+)
+_UNSUPPORTED_RHS = re.compile(r"^\s*(A FUNCTION OF|GET \w+|:NA:)", re.IGNORECASE)
+
+
+def _split_chunks(text: str) -> list[tuple[str, str, str, int]]:
+    """Equations as ``(equation, units, comment, line)``, up to the sketch section."""
+    cut = text.find("\\\\\\---///")
+    if cut >= 0:
+        text = text[:cut]
+    chunks = []
+    line = 1
+    for raw in text.split("|"):
+        stripped = raw.lstrip()
+        lead = raw[: len(raw) - len(stripped)]
+        start = line + lead.count("\n") + lead.count("\x01")
+        line += raw.count("\n") + raw.count("\x01")
+        if not stripped.strip():
+            continue
+        parts = raw.split("~")
+        eq = parts[0]
+        units = parts[1].strip() if len(parts) > 1 else ""
+        doc = " ".join(parts[2].split()) if len(parts) > 2 else ""
+        chunks.append((eq, units, doc, start))
+    return chunks
+
+
+def parse(path: str | Path, text: str | None = None) -> Project:
+    """Read a Vensim ``.mdl`` file into a :class:`Project` (simulation settings resolved)."""
+    path = Path(path)
+    if text is None:
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ModelError(f"{path}: cannot read the model file: {exc.strerror}") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("latin-1")
+    text = text.lstrip("\ufeff")
+    if text.startswith("{UTF-8}"):
+        text = text[len("{UTF-8}"):]
+    if ":MACRO:" in text.upper():
+        line = text[: text.upper().index(":MACRO:")].count("\n") + 1
+        raise ModelError(f"{path}:{line}: unsupported Vensim construct :MACRO:")
+    # line continuations: a backslash at the end of a line joins the next
+    # (each becomes "\x01", counted as a line by _split_chunks and dropped from the equation)
+    joined = re.sub(r"\\[ \t]*\r?\n[ \t]*", "\x01", text)
+    dims: dict[str, tuple[str, ...]] = {}
+    dim_lines: dict[str, int] = {}
+    defs: dict[str, dict] = {}  # canonical name -> accumulated definition
+    order: list[str] = []
+    for eq, units, doc, line in _split_chunks(joined):
+        eq_text = eq.replace("\x01", "")
+        where = _Where(str(path), line)
+        body = eq_text.strip()
+        if not body or body.startswith("*"):
+            continue  # a group (view) marker
+        if body.startswith(":"):
+            raise where.fail(f"unsupported Vensim construct {body.split()[0]!r}")
+        m = _LHS.match(body)
+        if m is None:
+            raise where.fail(f"cannot read the equation {_short(body)!r}")
+        source = m.group("name").strip().strip('"')
+        name = canonical_name(source)
+        op = m.group("op").upper()
+        rest = body[m.end():]
+        subs = _subscripts(m.group("subs"))
+        if op == ":" and not subs:
+            _dimension(name, rest, dims, where)
+            dim_lines[name] = where.line
+            continue
+        if op in (":=", "==", "<->", ":EXCEPT:", ":IS:", ":"):
+            what = {":=": "data equation (:=)", "==": "unchangeable constant (==)",
+                    "<->": "subscript equivalence (<->)", ":": "subscript mapping"}.get(op, op)
+            raise where.fail(f"unsupported Vensim construct: {what} in {source!r}")
+        entry = defs.get(name)
+        if entry is None:
+            entry = defs[name] = {"source": source, "line": where.line, "units": units, "doc": doc,
+                                  "parts": []}
+            order.append(name)
+        if op == "(":
+            if subs:
+                raise where.fail(f"unsupported Vensim construct: subscripted lookup {source!r}")
+            entry["parts"].append(("lookup", subs, _lookup_table("(" + rest, where), where))
+            continue
+        if _UNSUPPORTED_RHS.match(rest):
+            raise where.fail(f"unsupported Vensim construct {_UNSUPPORTED_RHS.match(rest).group(1).strip()!r} in {source!r}")
+        if subs and re.fullmatch(r"[\s\d.eE+\-,;]+", rest) and re.search(r"[,;]", rest):
+            entry["parts"].append(("list", subs, _number_list(rest, where), where))
+            continue
+        node = parse_expression(rest, where)
+        entry["parts"].append(("expr", subs, node, where))
+    return _assemble(path, defs, order, dims)
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) < 60 else text[:57] + "..."
+
+
+def _subscripts(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return ()
+    return tuple(canonical_name(s.strip().strip('"')) for s in text.strip()[1:-1].split(",") if s.strip())
+
+
+def _dimension(name: str, rest: str, dims: dict, where: _Where) -> None:
+    if "->" in rest:
+        raise where.fail(f"unsupported Vensim construct: subscript mapping (->) in {name!r}")
+    elements: list[str] = []
+    for item in rest.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        m = re.fullmatch(r"\(\s*([^\d\s-]*?)\s*(\d+)\s*-\s*([^\d\s-]*?)\s*(\d+)\s*\)", item)
+        if m:
+            prefix, a, prefix2, b = m.group(1), int(m.group(2)), m.group(3), int(m.group(4))
+            if prefix != prefix2 or b < a:
+                raise where.fail(f"cannot read the subscript range {item!r}")
+            elements += [canonical_name(f"{prefix}{k}") for k in range(a, b + 1)]
+            continue
+        el = canonical_name(item.strip('"'))
+        if el in dims:  # a subrange named inside another dimension
+            elements += list(dims[el])
+        else:
+            elements.append(el)
+    if not elements:
+        raise where.fail(f"the subscript range {name!r} has no elements")
+    if len(set(elements)) != len(elements):
+        raise where.fail(f"the subscript range {name!r} repeats an element")
+    dims[name] = tuple(elements)
+
+
+def _number_list(text: str, where: _Where) -> tuple[float, ...]:
+    values = []
+    for item in re.split(r"[,;]", text):
+        if item.strip():
+            try:
+                values.append(float(item))
+            except ValueError:
+                raise where.fail(f"cannot read the number {item.strip()!r}") from None
+    return tuple(values)
+
+
+def _lookup_table(text: str, where: _Where) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``( [(xmin,ymin)-(xmax,ymax)], (x1,y1), ... )`` or ``(x1, x2, ..., y1, y2, ...)``."""
+    body = text.strip()
+    body = re.sub(r"\[[^\]]*\]\s*,?", "", body, count=1)  # the optional range box
+    num = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+    pairs = re.findall(rf"\(\s*({num})\s*,\s*({num})\s*\)", body)
+    if pairs:
+        return tuple(float(a) for a, _ in pairs), tuple(float(b) for _, b in pairs)
+    flat = re.findall(num, body)
+    if flat and len(flat) % 2 == 0:
+        n = len(flat) // 2
+        return tuple(map(float, flat[:n])), tuple(map(float, flat[n:]))
+    raise where.fail(f"cannot read the lookup table {_short(text)!r}")
+
+
+def _parent_dims(dims: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    """Each dimension's full (largest enclosing) dimension; subranges map to their parent."""
+    parent = {}
+    for d, els in dims.items():
+        best = d
+        for other, oels in dims.items():
+            if other != d and set(els) < set(oels) and len(oels) > len(dims[best]):
+                best = other
+        parent[d] = best
+    return parent
+
+
+def _assemble(path: Path, defs: dict, order: list[str], dims: dict) -> Project:
+    parent = _parent_dims(dims)
+    full = {d: els for d, els in dims.items() if parent[d] == d}
+    element_dim = {}
+    for d, els in full.items():
+        for e in els:
+            element_dim.setdefault(e, d)
+    control: dict[str, Node] = {}
+    variables: list[Variable] = []
+    lookups = {n for n in order if any(k == "lookup" for k, *_ in defs[n]["parts"])}
+    tables: list[Variable] = []  # lookups written inline (WITH LOOKUP)
+    for name in order:
+        entry = defs[name]
+        parts = entry["parts"]
+        where = parts[0][3]
+        if name in CONTROL:
+            if parts[0][1] or len(parts) > 1 or parts[0][0] != "expr":
+                raise where.fail(f"{entry['source']} must be one number")
+            control[name] = parts[0][2]
+            continue
+        common = dict(name=name, source_name=entry["source"], units=entry["units"], doc=entry["doc"],
+                      line=entry["line"])
+        if parts[0][0] == "lookup":
+            if len(parts) > 1:
+                raise where.fail(f"lookup {entry['source']!r} is defined twice")
+            xs, ys = parts[0][2]
+            variables.append(Variable(kind="lookup", equation=None, lookup=(xs, ys, "hold"), **common))
+            continue
+        if any(k == "lookup" for k, *_ in parts):
+            raise where.fail(f"{entry['source']!r} is both a lookup and a variable")
+        var_dims: tuple[str, ...] | None = None
+        element_eqs: list[tuple[tuple[str, ...], Node]] = []
+        element_inits: list[tuple[tuple[str, ...], Node]] = []
+        kinds = set()
+        for kind, subs, value, pw in parts:
+            these = []
+            for s in subs:
+                if s in dims:
+                    these.append(parent[s])
+                elif s in element_dim:
+                    these.append(element_dim[s])
+                else:
+                    raise pw.fail(f"{entry['source']!r}: unknown subscript {s!r}")
+            if var_dims is None:
+                var_dims = tuple(these)
+            elif tuple(these) != var_dims:
+                raise pw.fail(f"{entry['source']!r}: subscripts {list(subs)} differ from an earlier definition's")
+            combos = _combos(subs, dims)
+            if kind == "list":
+                if len(value) != len(combos):
+                    raise pw.fail(
+                        f"{entry['source']!r}: {len(value)} values for {len(combos)} subscript elements"
+                    )
+                for combo, v in zip(combos, value):
+                    element_eqs.append((combo, Num(v)))
+                kinds.add("constant")
+                continue
+            node = value
+            if isinstance(node, Call) and node.fn == "INTEG":
+                kinds.add("stock")
+                rate, init = node.args
+                _check_no_integ(rate, pw)
+                _check_no_integ(init, pw)
+                for combo in combos:
+                    element_eqs.append((combo, _bind(rate, subs, combo)))
+                    element_inits.append((combo, _bind(init, subs, combo)))
+                continue
+            _check_no_integ(node, pw)
+            node = _extract_tables(node, name, tables, lookups, entry, pw)
+            _check_calls(node, lookups, pw)
+            kinds.add("constant" if _is_number(node) else "aux")
+            for combo in combos:
+                element_eqs.append((combo, _bind(node, subs, combo)))
+        if "stock" in kinds and len(kinds) > 1:
+            raise where.fail(f"{entry['source']!r}: some elements are stocks (INTEG), others not")
+        kind = "stock" if "stock" in kinds else ("constant" if kinds == {"constant"} else "aux")
+        var_dims = var_dims or ()
+        seen = [c for c, _ in element_eqs]
+        if len(set(seen)) != len(seen):
+            raise where.fail(f"{entry['source']!r}: an element is defined twice")
+        if var_dims:
+            expected = _combos(var_dims, dims)
+            missing = [c for c in expected if c not in set(seen)]
+            if missing:
+                raise where.fail(f"{entry['source']!r}: no equation for element(s) {missing[:3]}")
+        if kind == "stock":
+            for _, rate in element_eqs:
+                _check_calls(rate, lookups, where)
+            for _, init in element_inits:
+                _check_calls(init, lookups, where)
+        if not var_dims:
+            eq = element_eqs[0][1]
+            init = element_inits[0][1] if element_inits else None
+            variables.append(Variable(kind=kind, equation=eq, init=init, **common))
+        else:
+            variables.append(Variable(
+                kind=kind, equation=None, dims=var_dims, elements=tuple(element_eqs),
+                element_inits=tuple(element_inits), **common))
+    taken = {v.name for v in variables}
+    for t in tables:
+        if t.name in taken:
+            raise ModelError(f"{path}:{t.line}: the name {t.name!r} for the WITH LOOKUP table of "
+                             f"{t.source_name!r} is taken; rename that variable")
+    variables += tables
+    settings = _control(path, control)
+    return Project(
+        path=str(path), variables=tuple(variables), dimensions=tuple(full.items()), **settings,
+        method="euler",
+    )
+
+
+def _combos(subs: tuple[str, ...], dims: dict) -> list[tuple[str, ...]]:
+    combos: list[tuple[str, ...]] = [()]
+    for s in subs:
+        options = dims.get(s, (s,))
+        combos = [c + (e,) for c in combos for e in options]
+    return combos
+
+
+def _bind(node: Node, subs: tuple[str, ...], combo: tuple[str, ...]) -> Node:
+    """Replace dimension subscripts that the left-hand side binds with the element in ``combo``.
+
+    A dimension on the right that is a subrange (or the parent) of the left's is bound by element;
+    ``dim!`` (summed) stays."""
+    binding = {s: e for s, e in zip(subs, combo) if s != e}
+    if not binding:
+        return node
+    return _map_refs(node, lambda r: Ref(r.name, tuple(binding.get(s, s) for s in r.subscripts)))
+
+
+def _map_refs(node: Node, fn) -> Node:
+    if isinstance(node, Ref):
+        return fn(node)
+    if isinstance(node, Call):
+        return Call(node.fn, tuple(_map_refs(a, fn) for a in node.args))
+    if isinstance(node, BinOp):
+        return BinOp(node.op, _map_refs(node.left, fn), _map_refs(node.right, fn))
+    if isinstance(node, Unary):
+        return Unary(node.op, _map_refs(node.operand, fn))
+    return node
+
+
+def _walk(node: Node):
+    yield node
+    if isinstance(node, Call):
+        for a in node.args:
+            yield from _walk(a)
+    elif isinstance(node, BinOp):
+        yield from _walk(node.left)
+        yield from _walk(node.right)
+    elif isinstance(node, Unary):
+        yield from _walk(node.operand)
+
+
+def _check_no_integ(node: Node, where: _Where) -> None:
+    for n in _walk(node):
+        if isinstance(n, Call) and n.fn == "INTEG":
+            raise where.fail("unsupported Vensim construct: INTEG inside an expression (it must be the whole equation)")
+
+
+def _extract_tables(node: Node, name: str, tables: list, lookups: set, entry: dict, where: _Where) -> Node:
+    """Replace ``WITH LOOKUP(x, table)`` by a call of a new lookup variable ``<name>_lookup``."""
+
+    def fn(n: Node) -> Node:
+        if isinstance(n, Call):
+            args = tuple(fn(a) for a in n.args)
+            if n.fn == "WITH_LOOKUP":
+                table = args[1]
+                if not (isinstance(table, Call) and table.fn == "_TABLE"):
+                    raise where.fail("WITH LOOKUP needs a table of points as its second argument")
+                xs = tuple(a.value for a in table.args[0].args)
+                ys = tuple(a.value for a in table.args[1].args)
+                lk = f"{name}_lookup" + (f"_{len(tables) + 1}" if any(t.name == f"{name}_lookup" for t in tables) else "")
+                tables.append(Variable(
+                    name=lk, source_name=f"{entry['source']} (WITH LOOKUP table)", kind="lookup",
+                    equation=None, lookup=(xs, ys, "hold"), line=where.line))
+                lookups.add(lk)
+                return Call("LOOKUP_CALL", (Ref(lk), args[0]))
+            if any(isinstance(a, Call) and a.fn == "_TABLE" for a in args):
+                raise where.fail(f"a table of points is allowed only in WITH LOOKUP, not in {n.fn}")
+            return Call(n.fn, args)
+        if isinstance(n, BinOp):
+            return BinOp(n.op, fn(n.left), fn(n.right))
+        if isinstance(n, Unary):
+            return Unary(n.op, fn(n.operand))
+        return n
+
+    return fn(node)
+
+
+def _check_calls(node: Node, lookups: set[str], where: _Where) -> None:
+    for n in _walk(node):
+        if isinstance(n, Call) and n.fn == "LOOKUP_CALL" and n.args[0].name not in lookups:
+            raise where.fail(f"unsupported Vensim function {n.args[0].name.upper().replace('_', ' ')!r}")
+        if isinstance(n, Call) and n.fn == "_TABLE":
+            raise where.fail("a table of points is allowed only in WITH LOOKUP")
+
+
+def _is_number(node: Node) -> bool:
+    if isinstance(node, Num):
+        return True
+    if isinstance(node, Unary) and node.op in "+-":
+        return _is_number(node.operand)
+    if isinstance(node, BinOp) and node.op in ("+", "-", "*", "/", "^"):
+        return _is_number(node.left) and _is_number(node.right)
+    return False
+
+
+def _evaluate(node: Node, env: dict[str, float], where: str) -> float:
+    if isinstance(node, Num):
+        return node.value
+    if isinstance(node, Ref) and not node.subscripts and node.name in env:
+        return env[node.name]
+    if isinstance(node, Unary) and node.op in "+-":
+        v = _evaluate(node.operand, env, where)
+        return -v if node.op == "-" else v
+    if isinstance(node, BinOp) and node.op in ("+", "-", "*", "/", "^"):
+        a, b = _evaluate(node.left, env, where), _evaluate(node.right, env, where)
+        try:
+            return {"+": a + b, "-": a - b, "*": a * b}.get(node.op) if node.op in "+-*" else (
+                a / b if node.op == "/" else a ** b)
+        except ZeroDivisionError:
+            raise ModelError(f"{where}: division by zero") from None
+    raise ModelError(f"{where}: must be a number or an expression of the other control settings")
+
+
+def _control(path: Path, control: dict[str, Node]) -> dict[str, float]:
+    missing = [n.upper().replace("_", " ") for n in ("initial_time", "final_time", "time_step") if n not in control]
+    if missing:
+        raise ModelError(f"{path}: the model has no {', '.join(missing)} (Vensim's simulation control)")
+    env: dict[str, float] = {}
+    for _ in range(len(control) + 1):  # resolve settings that refer to each other
+        for name, node in control.items():
+            if name not in env:
+                try:
+                    env[name] = _evaluate(node, env, f"{path}: {name.upper()}")
+                except ModelError:
+                    pass
+    for name in control:
+        if name not in env:
+            _evaluate(control[name], env, f"{path}: {name.upper().replace('_', ' ')}")
+    env.setdefault("saveper", env["time_step"])
+    return {CONTROL[n]: float(v) for n, v in env.items()}
