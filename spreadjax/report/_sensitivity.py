@@ -47,6 +47,37 @@ def _default_levers(model: Any, params: Mapping[str, Any]) -> list[str]:
     return [n for n in dict.fromkeys(names) if n in params and not isinstance(params[n], Mapping)]
 
 
+#: The status of a lever that does not act in the configured model.
+ABSENT = "not in this model"
+
+
+def _lever_rows(model: Any, levers: Sequence[str], base: Mapping[str, Any], varied: set[str],
+                target: str) -> list[dict[str, Any]]:
+    """One row per lever: the parameters the model uses only as their product merged
+    (:func:`~spreadjax.core._influence.product_groups`), and whether the lever reaches ``target``
+    given the config's fixed values (:func:`~spreadjax.core._influence.lever_influence`; drawn
+    parameters in ``varied`` and values that differ between sites stay free)."""
+    from ..core._influence import chain_owner, lever_influence, product_groups
+
+    fixed = {}
+    for name, value in base.items():
+        if name in varied or isinstance(value, Mapping):
+            continue
+        a = np.asarray(value, dtype=np.float64).reshape(-1)
+        if a.size and np.all(a == a[0]):
+            fixed[name] = float(a[0])
+    rows = []
+    for group in product_groups(model, levers):
+        # the group acts when any member does (they act together: only their product is read)
+        infl = lever_influence(model, group, fixed, target)
+        active = [g for g in group if infl[g].active]
+        first = infl[group[0]]
+        rows.append({"name": group[0], "parameters": list(group), "acts_on": chain_owner(model, group) or "",
+                     "active": bool(active), "reason": "" if active else first.reason,
+                     "switched_off_by": [] if active else list(first.switched_off_by)})
+    return rows
+
+
 def _crossing_time(frac: Any, t: Any, c: float) -> tuple[Any, Any]:
     """First time ``frac`` (T,) reaches ``c``, linear between output times (differentiable in
     ``frac`` through the interpolation); returns ``(time, reached)``. The time is a finite
@@ -148,13 +179,27 @@ def lever_elasticities(
     ``draws`` maps parameter names to ``(draw, site)`` (or ``(draw,)``) values substituted into
     the config's parameters, one draw at a time (None: the config's values only); more than
     ``max_draws`` draws are thinned evenly. ``levers`` default to the model's levers plus ``p``
-    and ``q``. Each lever is scaled as ``param * exp(m)`` (all sites together) and the
+    and ``q``.
+
+    One row per lever: parameters the model reads only as their product (``push_strength * p``,
+    ``peer_influence * q``) are one lever, named after its first parameter (``parameters`` lists
+    them; ``acts_on`` names the auxiliary that is their product, e.g. ``push``); scaling any of
+    them scales the product, so one derivative serves them all. A lever whose paths to the
+    adopted stock are missing from the structure or cut by the config's fixed values (read from
+    the equations: :mod:`spreadjax.core._influence`) has ``status`` "not in this model", its
+    ``reason``, and NaN summaries; its per-draw derivative is still taken, as a cross-check, and
+    must be exactly zero in every draw (``zero_over_draws``): a structurally inert lever with a
+    non-zero derivative is kept active (the derivative wins) and named in the attribute
+    ``check_failed``.
+
+    Each lever is scaled as ``param * exp(m)`` (all sites together) and the
     derivatives at ``m = 0`` come from forward-mode autodiff (``jax.jacfwd``, the same derivative
     as ``jax.grad``, cheaper in memory for a handful of levers over long scans), vmapped over
     draws and jitted once. Stochastic configs are differentiated in their deterministic
     (mean-field) form.
 
-    Returns a Dataset with coords ``metric`` (extent, pace) and ``lever``: ``mean``, ``q05``,
+    Returns a Dataset with coords ``metric`` (extent, pace) and ``lever`` (with ``parameters``,
+    " * "-joined, ``acts_on``, ``status``, ``reason``, ``zero_over_draws`` per lever): ``mean``, ``q05``,
     ``q95`` (metric, lever) over draws; ``n_used`` (metric, lever) the draws averaged (pace:
     only draws that reach ``threshold``; non-finite elasticities, e.g. from a zero extent, are
     left out); per draw ``elasticity`` (draw, metric, lever), ``extent``, ``pace`` (NaN if never
@@ -185,6 +230,8 @@ def lever_elasticities(
     if len(set(levers)) != len(levers):
         raise InputError(f"levers must be distinct; got {levers}")
     vals, n, n_given = _check_draws(draws, base, config.n_sites, max_draws)
+    rows = _lever_rows(model, levers, base, set(vals), "adopted")
+    levers = [r["name"] for r in rows]  # one derivative per lever (group)
     if not vals:  # the config's values: one draw (the population as is gives vmap its batch axis)
         vals = {pop_name: np.asarray(base[pop_name], np.float64)[None]}
     dtype = jnp.asarray(base[pop_name]).dtype
@@ -225,8 +272,22 @@ def lever_elasticities(
             if x.size:
                 mean[i, j] = x.mean()
                 q05[i, j], q95[i, j] = np.quantile(x, [0.05, 0.95])
+    zero = np.all(grads == 0.0, axis=(0, 1))  # exact zeros over draws and metrics, per lever
+    failed = [r["name"] for r, z in zip(rows, zero, strict=True) if not r["active"] and not z]
+    for r in rows:
+        if r["name"] in failed:
+            r["active"], r["reason"] = True, ""
+    absent = np.array([not r["active"] for r in rows])
+    for a in (mean, q05, q95):
+        a[:, absent] = np.nan
+    status = [("active" if r["active"] else ABSENT) for r in rows]
     pct = f"{100 * float(threshold):g}%"
-    coords = {"metric": list(METRICS), "lever": list(levers), "draw": np.arange(n)}
+    coords = {"metric": list(METRICS), "lever": list(levers), "draw": np.arange(n),
+              "parameters": ("lever", [" * ".join(r["parameters"]) for r in rows]),
+              "acts_on": ("lever", [r["acts_on"] for r in rows]),
+              "status": ("lever", status),
+              "reason": ("lever", [r["reason"] for r in rows]),
+              "zero_over_draws": ("lever", zero)}
     ds = xr.Dataset(
         {
             "mean": (("metric", "lever"), mean, {"long_name": "mean elasticity over draws"}),
@@ -241,7 +302,8 @@ def lever_elasticities(
         },
         coords=coords,
         attrs={"threshold": float(threshold), "n_draws": int(n), "n_draws_given": int(n_given),
-               "pace_never": int(np.sum(~reached)), "horizon": float(sim.ts[-1])},
+               "pace_never": int(np.sum(~reached)), "horizon": float(sim.ts[-1]),
+               "check_failed": ", ".join(failed)},
     )
     return ds
 
@@ -413,25 +475,45 @@ def _num(x: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def _coord(e: xr.Dataset, name: str, lever: str, default: Any) -> Any:
+    return e[name].sel(lever=lever).item() if name in e.coords or name in e else default
+
+
 def sensitivity_json(elasticities: xr.Dataset | None, sobol: Mapping[str, Any] | None) -> dict[str, Any]:
     """The JSON-ready dict written by :func:`write_sensitivity` (NaN as ``None``).
 
-    ``ranking`` lists every (lever, metric) elasticity mean and every (parameter, metric) first
-    order index, most important first by absolute value (values keep their sign; missing values
-    last)."""
+    ``levers``: one entry per lever, ``{"name", "parameters" (the parameters it scales, merged
+    when the model uses only their product), "acts_on", "status" ("active" or "not in this
+    model"), "reason"}``. ``elasticities`` hold the active levers only; ``not_in_model`` maps the
+    others to the reason. ``ranking`` lists every active (lever, metric) elasticity mean and
+    every (parameter, metric) first-order index, most important first by absolute value (values
+    keep their sign; missing values last). ``sobol_lever`` maps a Sobol input that is part of a
+    merged lever (``p``) to that lever's name."""
     out: dict[str, Any] = {"threshold": None, "levers": [], "elasticities": {m: {} for m in METRICS},
-                           "n_draws": 0, "pace_never": 0, "sobol": {m: {} for m in METRICS}}
+                           "not_in_model": {}, "n_draws": 0, "pace_never": 0,
+                           "sobol": {m: {} for m in METRICS}, "sobol_lever": {}}
     ranking: list[dict[str, Any]] = []
+    member_of: dict[str, str] = {}
     if elasticities is not None:
         e = elasticities
-        levers = [str(v) for v in e["lever"].values]
         out["threshold"] = _num(e.attrs.get("threshold", 0.5))
-        out["levers"] = levers
+        active = []
+        for lv in (str(v) for v in e["lever"].values):
+            params = str(_coord(e, "parameters", lv, lv)).split(" * ")
+            status = str(_coord(e, "status", lv, "active"))
+            reason = str(_coord(e, "reason", lv, ""))
+            out["levers"].append({"name": lv, "parameters": params, "acts_on": str(_coord(e, "acts_on", lv, "")),
+                                  "status": status, "reason": reason})
+            member_of.update({p: lv for p in params if len(params) > 1})
+            if status == "active":
+                active.append(lv)
+            else:
+                out["not_in_model"][lv] = reason
         for m in METRICS:
             cell = e.sel(metric=m)
             out["elasticities"][m] = {
-                lv: {k: _num(cell[k].sel(lever=lv)) for k in ("mean", "q05", "q95")} for lv in levers}
-            for lv in levers:
+                lv: {k: _num(cell[k].sel(lever=lv)) for k in ("mean", "q05", "q95")} for lv in active}
+            for lv in active:
                 ranking.append({"name": lv, "kind": "lever", "metric": m,
                                 "value": out["elasticities"][m][lv]["mean"]})
         out["n_draws"] = int(e.attrs.get("n_draws", e.sizes.get("draw", 0)))
@@ -444,10 +526,13 @@ def sensitivity_json(elasticities: xr.Dataset | None, sobol: Mapping[str, Any] |
                 out["sobol"][m][str(name)] = {k: _num(v[k]) for k in ("S1", "lo", "hi")}
                 ranking.append({"name": str(name), "kind": "parameter", "metric": m,
                                 "value": out["sobol"][m][str(name)]["S1"]})
-        if "n_members" in sobol:
-            out["sobol_members"] = int(sobol["n_members"])
-        if "pace_never" in sobol:
-            out["sobol_pace_never"] = int(sobol["pace_never"])
+                if str(name) in member_of:
+                    out["sobol_lever"][str(name)] = member_of[str(name)]
+        for key in ("n_members", "pace_never"):
+            if key in sobol:
+                out[f"sobol_{key.replace('n_members', 'members')}"] = int(sobol[key])
+        if "estimator" in sobol:
+            out["sobol_estimator"] = str(sobol["estimator"])
     if out["threshold"] is None:
         out["threshold"] = 0.5
     ranking.sort(key=lambda r: (r["value"] is None, -abs(r["value"]) if r["value"] is not None else 0.0))
