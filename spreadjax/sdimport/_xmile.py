@@ -717,7 +717,16 @@ def parse(path: str | Path) -> Project:
                 if f not in names:
                     raise ModelError(f"{path}:{fel.line}: stock {src!r}: unknown flow {fel.text.strip()!r}")
             node, per = elements_of(eqn_el)
-            out.append(Variable(name=name, source_name=src, kind="stock", equation=None, init=node,
+            # the net rate as well as the flow lists: inflows minus outflows, each at the stock's
+            # own subscripts when it has the same dimensions (XMILE's implied apply-to-all)
+            net: Node = Num(0.0)
+            for k, f in enumerate(inflows + outflows):
+                ref = Ref(f, dims if dims and dims_of.get(f) == dims else ())
+                if k == 0:
+                    net = ref if k < len(inflows) else Unary("-", ref)
+                else:
+                    net = BinOp("+" if k < len(inflows) else "-", net, ref)
+            out.append(Variable(name=name, source_name=src, kind="stock", equation=net, init=node,
                                 inflows=inflows, outflows=outflows, dims=dims, element_inits=per,
                                 units=units, doc=doc, line=el.line, non_negative=non_negative))
             continue

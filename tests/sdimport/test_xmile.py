@@ -79,7 +79,8 @@ def test_teacup_settings_stock_and_quoted_names():
     v = {v.name: v for v in project.variables}
     assert set(v) == {"heat_loss_to_room", "room_temperature", "teacup_temperature", "characteristic_time"}
     cup = v["teacup_temperature"]
-    assert (cup.kind, cup.init, cup.outflows, cup.inflows, cup.equation) == ("stock", Num(180.0), ("heat_loss_to_room",), (), None)
+    assert (cup.kind, cup.init, cup.outflows, cup.inflows) == ("stock", Num(180.0), ("heat_loss_to_room",), ())
+    assert cup.equation == Unary("-", Ref("heat_loss_to_room"))  # the net rate, besides the flow lists
     assert cup.source_name == "Teacup Temperature" and cup.doc == "The average temperature of the tea and the cup"
     assert v["room_temperature"].kind == "constant"
     assert v["heat_loss_to_room"].equation == BinOp(
@@ -187,6 +188,7 @@ def test_arrays(tmp_path):
     assert [n.value for _, n in v["grid"].elements] == [1, 2, 3, 4, 5, 6]
     st = v["adopters"]
     assert st.kind == "stock" and st.non_negative and st.init is None and st.inflows == ("adopting",)
+    assert st.equation == Ref("adopting", ("site",))
     assert st.element_inits == ((("north",), Num(1.0)), (("south_bank",), Num(2.0)), (("v_3rd",), Ref("pop", ("north",))))
     assert v["adopting"].equation == BinOp(
         "/", BinOp("*", Ref("pop", ("site",)), Ref("grid", ("site", "v_2"))), Call("SUM", (Ref("pop", ("site!",)),)))
