@@ -10,9 +10,9 @@ Two complementary views, for the whole system (all sites together):
   ``threshold`` adopted, linear between output times and differentiated through the
   interpolation; negative elasticities mean sooner).
 * :func:`sobol_first_order` / :func:`sobol_from_ensemble` — global first-order indices
-  ``S_i = Var(E[Y | X_i]) / Var(Y)`` from a given sample (a Sobol design, prior or posterior
-  draws), estimated by binning each input into equal-count bins, bias-corrected, with a bootstrap
-  90% interval.
+  ``S_i = Var(E[Y | X_i]) / Var(Y)`` from a given sample (ensemble members, prior or posterior
+  draws), estimated by SALib's given-data RBD-FAST (``SALib.analyze.rbd_fast``), with a
+  bootstrap 90% interval.
 
 :func:`write_sensitivity` writes both as ``sensitivity.json`` for the report.
 """
@@ -309,55 +309,52 @@ def lever_elasticities(
 
 
 # ------------------------------------------------------------------------------------ Sobol
-def _s1_weighted(y: np.ndarray, first: np.ndarray, w: np.ndarray, bins: int) -> np.ndarray:
-    """Bias-corrected first-order index for weighted samples, vectorized over rows of ``w``.
+def _harmonics(n: int) -> int:
+    """RBD-FAST's interference parameter M for ``n`` rows: SALib's default 10, fewer for small
+    samples (the bias correction needs ``2M`` well below ``n``)."""
+    return int(max(1, min(10, n // 20)))
 
-    ``y`` (N,) and ``first`` (N,) are in the order of sorted ``x``; ``first[j]`` is the index of
-    the first sorted value equal to ``x[j]`` (tied values share a bin). ``w`` (R, N): how many
-    times each row is in each sample (all ones: the data; multinomial: a bootstrap resample,
-    which is the resample sorted without sorting again). Equal-count bins by position in the
-    expanded sorted sample."""
-    r, n_rows = w.shape
-    n = w.sum(axis=1).astype(np.float64)  # (R,)
-    start = np.cumsum(w, axis=1) - w  # position of each row's first copy in the sorted sample
-    labels = (start[:, first] * bins) // np.maximum(n, 1).astype(np.int64)[:, None]
-    labels = np.minimum(labels, bins - 1) + bins * np.arange(r)[:, None]
-    wf = w.astype(np.float64)
-    cnt = np.bincount(labels.ravel(), weights=wf.ravel(), minlength=r * bins).reshape(r, bins)
-    sums = np.bincount(labels.ravel(), weights=(wf * y).ravel(), minlength=r * bins).reshape(r, bins)
-    ybar = (wf * y).sum(axis=1) / n
-    sst = (wf * (y - ybar[:, None]) ** 2).sum(axis=1)
-    filled = cnt > 0
-    means = np.where(filled, sums / np.where(filled, cnt, 1.0), 0.0)
-    ssb = np.where(filled, cnt * (means - ybar[:, None]) ** 2, 0.0).sum(axis=1)
-    b = filled.sum(axis=1)
-    msw = np.maximum(sst - ssb, 0.0) / np.maximum(n - b, 1)
-    # Under no effect E[SSB] = (B - 1) * sigma^2: subtract it (sigma^2 from within the bins).
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s1 = (ssb - (b - 1) * msw) / sst
-    s1 = np.where(b < 2, 0.0, s1)
-    return np.where(sst > 0, s1, np.nan)
+
+def _rbd_fast(x: np.ndarray, y: np.ndarray, harmonics: int) -> np.ndarray:
+    """SALib's RBD-FAST first-order indices of the columns of ``x`` (N, D) for ``y`` (N,),
+    bias-corrected (Tissot & Prieur 2012): the steps of ``SALib.analyze.rbd_fast.analyze`` for
+    its point estimate (reorder by the input, harmonics of the periodogram, unskew), without
+    its bootstrap (see :func:`sobol_first_order`) and its global random state."""
+    from SALib.analyze.rbd_fast import compute_first_order, permute_outputs, unskew_S1
+
+    n = y.size
+    return np.asarray([unskew_S1(compute_first_order(permute_outputs(x[:, i], y), harmonics), harmonics, n)
+                       for i in range(x.shape[1])], dtype=np.float64)
 
 
 def sobol_first_order(
     inputs: Mapping[str, np.ndarray],
     output: np.ndarray,
-    bins: int | None = None,
+    harmonics: int | None = None,
     *,
     n_boot: int = 200,
     seed: int = 0,
 ) -> dict[str, dict[str, float]]:
     """First-order Sobol indices ``S_i = Var(E[Y | X_i]) / Var(Y)`` from a given sample.
 
-    ``inputs`` map names to ``(N,)`` values (any sample: a Sobol design, prior or posterior
-    draws; dependent inputs give indices of the dependent sample), ``output`` is ``(N,)``. Each
-    input is split into ``bins`` equal-count bins (default ``max(5, round(sqrt(N) / 2))``; tied
-    values share a bin); the variance of the bin means, less its expectation under no effect
-    (``(B - 1) / N`` times the within-bin variance), over the total variance. Rows with a
-    non-finite value are dropped. ``lo``/``hi``: a bootstrap 90% interval (5/95% percentiles of
-    ``n_boot`` seeded resamples of rows, shifted by the bootstrap bias: repeated rows inflate
-    the between-bin variance). Returns ``{name: {"S1", "lo", "hi"}}``; NaN when ``Y`` is
-    constant.
+    ``inputs`` map names to ``(N,)`` values (any sample: posterior or prior draws, ensemble
+    members, a Sobol design; dependent inputs give indices of the dependent sample), ``output``
+    is ``(N,)``. Rows with a non-finite value are dropped. Returns ``{name: {"S1", "lo", "hi"}}``
+    (NaN when ``Y`` is constant).
+
+    The estimator is SALib's ``rbd_fast`` (RBD-FAST in Plischke's given-data form, EASI 2010:
+    sort the rows by one input, read ``Var(E[Y | X_i])`` off the first ``harmonics`` Fourier
+    harmonics of the reordered output, default :func:`_harmonics`; Tissot & Prieur's bias
+    correction). It fits this design: the rows are given data (posterior draws with their
+    replicates), not a sampling plan of SALib's, and ``rbd_fast`` needs only the rows. Of SALib's
+    other given-data estimators, ``delta`` computes its S1 by equal-count binning *on a bootstrap
+    resample* of the rows and without bias correction (on a linear test with 400 rows it was
+    biased by -0.035, RBD-FAST by -0.002); ``pawn`` and ``hdmr`` give other measures (a
+    CDF distance; a fitted ANOVA expansion). SALib's confidence interval (a normal interval from
+    half-size resamples) is replaced by our bootstrap: ``lo``/``hi`` are the 5/95% percentiles of
+    ``n_boot`` seeded full-size resamples of rows, each estimated by SALib's RBD-FAST too, shifted
+    by the bootstrap's own bias (resampled rows repeat, which the bias correction does not
+    expect): a 90% interval.
     """
     y = np.asarray(output, dtype=np.float64).reshape(-1)
     xs: dict[str, np.ndarray] = {}
@@ -372,35 +369,32 @@ def sobol_first_order(
     for a in xs.values():
         ok &= np.isfinite(a)
     y = y[ok]
-    xs = {k: a[ok] for k, a in xs.items()}
+    names = list(xs)
+    x = np.stack([xs[k][ok] for k in names], axis=1)
     n = y.size
     if n < SOBOL_MIN_ROWS:
         raise InputError(f"sobol: need at least {SOBOL_MIN_ROWS} rows with finite values, got {n}")
-    b = max(5, int(round(math.sqrt(n) / 2))) if bins is None else int(bins)
-    if b < 2:
-        raise InputError(f"sobol: bins must be at least 2, got {bins}")
-    b = min(b, n // 2)
+    m = _harmonics(n) if harmonics is None else int(harmonics)
+    if not 1 <= m < n / 4:
+        raise InputError(f"sobol: harmonics must be from 1 to below a quarter of the rows ({n}), got {harmonics}")
+    nan = {k: {"S1": math.nan, "lo": math.nan, "hi": math.nan} for k in names}
+    if np.ptp(y) == 0.0:
+        return nan
+    s1 = _rbd_fast(x, y, m)
     rng = np.random.default_rng(seed)
-    n_boot = max(int(n_boot), 0)
-    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot) if n_boot else np.zeros((0, n), np.int64)
+    reps = []
+    for _ in range(max(int(n_boot), 0)):
+        idx = rng.integers(0, n, n)
+        if np.ptp(y[idx]) > 0.0:
+            reps.append(_rbd_fast(x[idx], y[idx], m))
     out: dict[str, dict[str, float]] = {}
-    for name, x in xs.items():
-        order = np.argsort(x, kind="stable")
-        xs_sorted = x[order]
-        first = np.searchsorted(xs_sorted, xs_sorted, side="left")
-        ys = y[order]
-        s1 = float(_s1_weighted(ys, first, np.ones((1, n), np.int64), b)[0])
+    for k, name in enumerate(names):
         lo = hi = math.nan
-        if math.isfinite(s1) and n_boot:
-            reps = np.concatenate([_s1_weighted(ys, first, counts[i:i + 50, order], b)
-                                   for i in range(0, n_boot, 50)])
-            reps = reps[np.isfinite(reps)]
-            if reps.size:
-                # percentile interval shifted by the bootstrap's own bias (resamples repeat rows,
-                # which the no-effect correction does not expect)
-                shift = float(reps.mean()) - s1
-                lo, hi = (float(v) - shift for v in np.quantile(reps, [0.05, 0.95]))
-        out[name] = {"S1": float(s1), "lo": lo, "hi": hi}
+        if reps:
+            r = np.asarray(reps)[:, k]
+            shift = float(r.mean()) - s1[k]
+            lo, hi = (float(v - shift) for v in np.quantile(r, [0.05, 0.95]))
+        out[name] = {"S1": float(s1[k]), "lo": lo, "hi": hi}
     return out
 
 
@@ -408,7 +402,7 @@ def sobol_from_ensemble(
     store_ds: xr.Dataset,
     scenario: str | None = None,
     threshold: float = 0.5,
-    bins: int | None = None,
+    harmonics: int | None = None,
     *,
     n_boot: int = 200,
     seed: int = 0,
@@ -458,7 +452,7 @@ def sobol_from_ensemble(
         v = np.asarray(store_ds[f"draw_{name}"].values, dtype=np.float64)
         v = v.mean(axis=tuple(range(1, v.ndim))) if v.ndim > 1 else v
         inputs[name] = np.repeat(v[keep], n_rep)
-    kw = {"bins": bins, "n_boot": n_boot, "seed": seed}
+    kw = {"harmonics": harmonics, "n_boot": n_boot, "seed": seed}
     return {
         "extent": sobol_first_order(inputs, extent, **kw),
         "pace": sobol_first_order(inputs, pace, **kw),
@@ -466,6 +460,7 @@ def sobol_from_ensemble(
         "n_members": int(extent.size),
         "pace_never": int(never.sum()),
         "threshold": float(threshold),
+        "estimator": "SALib rbd_fast (given-data RBD-FAST / EASI), 90% bootstrap interval",
     }
 
 
