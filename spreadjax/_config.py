@@ -90,6 +90,8 @@ class Config:
     data: Any = None  # calibrate DataFacts: what [data] fix (populations, times, the file's identity)
     backtest: Any = None  # spreadjax.backtest BacktestSettings for `spreadjax backtest`
     compare: Any = None  # spreadjax.backtest CompareSettings ([compare] with = other configs), or None
+    #: the model read from ``[model] file`` (its options then hold the file's path and SHA-256), or None
+    model_spec: Any = field(default=None, compare=False, hash=False, repr=False)
 
     @property
     def n_sites(self) -> int:
@@ -111,9 +113,16 @@ class Config:
 
     def build_model(self):
         self.require_model("a simulation")
+        if self.model_spec is not None:
+            return self.model_spec
         from .models import build_model
 
         return build_model(self.model, **dict(self.model_options))
+
+    @property
+    def model_file(self) -> str | None:
+        """The TOML model file of ``[model] file``, or None for a bundled model."""
+        return dict(self.model_options).get("file") if self.model_spec is not None else None
 
     def param_values(self) -> dict[str, Any]:
         """Values to pass to ``CompiledModel.params``: parameters and schedules."""
@@ -160,15 +169,24 @@ def parse_config(raw: dict, where: str = "<config>") -> Config:
         raise ConfigError(f"{where}: [data] individuals and edges are individual adoption data: fit them with "
                           "[observation] model = \"network_hazard\"")
     m = _section(raw, "model", where, required=True)
-    _keys(m, ("name", "options"), where, "[model]")
+    _keys(m, ("name", "options", "file"), where, "[model]")
     name = _typed(m, "name", str, where, "[model]", None)
-    if name is None:
-        raise ConfigError(f"{where}: [model] name is missing; e.g. name = \"four_stage\"")
-    options = _section(m, "options", where, label="[model.options]")
-    try:
-        model = _build(name, options)
-    except ModelError as exc:
-        raise ConfigError(f"{where}: [model]: {exc}") from None
+    file = _typed(m, "file", str, where, "[model]", None)
+    if file is not None:
+        if name is not None or "options" in m:
+            raise ConfigError(f"{where}: [model] give either name (a bundled model, with options) or file "
+                              "(a TOML model file), not both")
+        model, options = _model_file(file, where)
+        name = model.name
+    else:
+        if name is None:
+            raise ConfigError(f"{where}: [model] name is missing; e.g. name = \"four_stage\", or "
+                              "file = \"my_model.toml\"")
+        options = _section(m, "options", where, label="[model.options]")
+        try:
+            model = _build(name, options)
+        except ModelError as exc:
+            raise ConfigError(f"{where}: [model]: {exc}") from None
     sites = _sites(raw, model, where)
     n = len(sites)
     parameters = _parameters(raw, model, n, where)
@@ -180,6 +198,8 @@ def parse_config(raw: dict, where: str = "<config>") -> Config:
     from .calibrate._settings import parse_calibration
 
     calibration = parse_calibration(raw, where, model, dict(parameters))
+    if calibration is not None:
+        _check_observed_names(model, where, file)
     data = None
     if calibration is not None:
         from .calibrate._settings import data_facts
@@ -217,7 +237,21 @@ def parse_config(raw: dict, where: str = "<config>") -> Config:
     return Config(where, title, name, tuple(sorted(options.items())), sites, parameters, schedules,
                   network, simulation, stochastic, raw, calibration, scenarios, ensemble,
                   run, data, parse_backtest(raw, where),
-                  parse_compare(raw, where))
+                  parse_compare(raw, where), model if file is not None else None)
+
+
+def _check_observed_names(model, where: str, file: str | None) -> None:
+    """Calibration compares observed cumulative adopters with the model's ``ever_adopted`` stock (and
+    reads its population parameter): a model without them cannot be fitted."""
+    which = f"model {model.name!r}" + (f" (file {file!r})" if file else "")
+    names = model.names
+    if names.get("ever_adopted") != "stock":
+        raise ConfigError(
+            f"{where}: [data] is fitted to the model's cumulative adopters, the stock 'ever_adopted'; {which} has "
+            "none: add a stock ever_adopted with tally = \"<the adoption flow>\" and counted = false")
+    if model.population is None:
+        raise ConfigError(f"{where}: [data] needs the model's population parameter; {which} names none: set "
+                          "[model] population = \"<parameter>\" in the model file")
 
 
 def _with_data_population(parameters: tuple, model, data, where: str) -> tuple:
@@ -354,6 +388,22 @@ def _number(value: Any, where: str, label: str, allow_inf: bool = False) -> floa
     if math.isinf(value) and not (allow_inf and value > 0):
         raise ConfigError(f"{where}: {label} = {value!r}: expected a finite number")
     return float(value)
+
+
+def _model_file(file: str, where: str) -> tuple[Any, dict]:
+    """The model of ``[model] file`` (relative to the config's folder) and options recording the
+    file's path and SHA-256, so that posteriors and ensemble stores notice an edited model."""
+    import hashlib
+
+    from .models import load_model_file
+
+    path = Path(file) if Path(file).is_absolute() else Path(where).parent / file
+    if not path.exists():
+        raise ConfigError(f"{where}: [model] file = {file!r}: no such model file ({path})")
+    model = load_model_file(path)  # its errors name the model file, the table and the key
+    if model.name == HAZARD:
+        raise ConfigError(f"{path}: [model] name = {HAZARD!r} is reserved for individual-level configs; rename it")
+    return model, {"file": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
 def _build(name: str, options: dict):

@@ -82,9 +82,12 @@ def build_simulation(config: Config):
 
 
 def config_hash(config: Config) -> str:
-    """SHA-256 of the config file's bytes (or of its parsed form when it has no file)."""
+    """SHA-256 of the config file's bytes (or of its parsed form when it has no file), and of the
+    model file's SHA-256 for a ``[model] file`` config (so an edited model file is a new config)."""
     path = Path(config.path)
     data = path.read_bytes() if path.exists() else repr(config.raw).encode()
+    if getattr(config, "model_file", None):
+        data += b"\0model " + dict(config.model_options)["sha256"].encode()
     return hashlib.sha256(data).hexdigest()
 
 

@@ -232,7 +232,7 @@ def _provenance(config: Any, out_dir: Path, sha: str, started: str) -> None:
 
     import jax
 
-    from .models import LEVERS
+    from .models import LEVERS, model_to_dict
 
     versions = {}
     for pkg in ("spreadjax", "jax", "jaxlib", "numpyro", "numpy", "xarray", "dask", "distributed", "zarr", "diffrax"):
@@ -252,7 +252,8 @@ def _provenance(config: Any, out_dir: Path, sha: str, started: str) -> None:
                                           for d in jax.devices()],
         "started": started, "finished": _now(),
         "model": {"name": config.model, "options": dict(config.model_options),
-                  "levers": {k: v for k, v in LEVERS.items() if k in model.levers()}},
+                  "levers": {p.name: p.doc or LEVERS.get(p.name, "") for p in model.parameters if p.lever},
+                  **({"structure": model_to_dict(model)} if config.model_spec is not None else {})},
         "scenarios": {sc.name: sc.description for sc in config.scenarios},
         "assumptions": list(config.run.assumptions) if config.run else [],
         "fit_until": config.run.fit_until if config.run else None,

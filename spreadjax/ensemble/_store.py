@@ -39,6 +39,8 @@ def identity(config: Any, draw_vals: dict[str, np.ndarray]) -> str:
     raw.get("ensemble", {}).pop("cluster", None)
     h = hashlib.sha256(json.dumps(raw, sort_keys=True).encode())
     h.update(repr(config.parameters).encode())  # with the populations the data fix
+    if getattr(config, "model_file", None):  # an edited model file changes the results
+        h.update(dict(config.model_options)["sha256"].encode())
     if config.data is not None:
         h.update(config.data.sha256.encode())
     for name in sorted(draw_vals):

@@ -1041,6 +1041,8 @@ class _Page:
         name = str(model.get("name") or "")
         options = model.get("options") if isinstance(model.get("options"), Mapping) else {}
         levers = model.get("levers") if isinstance(model.get("levers"), Mapping) else {}
+        if isinstance(model.get("structure"), Mapping):
+            return self._sec_user_model(model["structure"], options)
         out = ("<p>The model follows a good practice through four stages: evidence that it works is "
                "<strong>generated</strong> by pilots and adopters; the practice is <strong>recognised</strong> as "
                "good as that evidence builds up (with a delay); organisations hear about it (<strong>"
@@ -1063,6 +1065,33 @@ class _Page:
             out += "<p>Set for this run:</p><ul>" + "".join(f"<li>{esc(a)}</li>" for a in run_assumptions) + "</ul>"
             out += "<p>Always true of this model:</p>"
         out += "<ul>" + "".join(f"<li>{esc(a)}</li>" for a in STANDARD_ASSUMPTIONS) + "</ul>"
+        return out
+
+    def _sec_user_model(self, structure: Mapping, options: Mapping) -> str:
+        """A user model (``[model] file``): its own description and a diagram drawn from its structure."""
+        from ..models import model_from_dict
+        from ._report_figures import model_diagram_svg
+
+        try:
+            model = model_from_dict(dict(structure), "run.json model structure")
+        except InputError as exc:
+            return _missing(f"The model structure recorded in <code>run.json</code> cannot be read ({esc(exc)}).")
+        file = options.get("file")
+        out = (f"<p>This run used the user model <code>{esc(model.name)}</code>"
+               + (f", read from <code>{esc(file)}</code>" if file else "") + ".")
+        if model.doc:
+            out += f" {esc(model.doc)}"
+        out += ("</p><p>The diagram is drawn from the model's own structure: stocks and delays as boxes, "
+                "flows as pipes between them or from and to clouds outside the model.</p>")
+        out += f'<figure class="wide diagram">{model_diagram_svg(model)}</figure>'
+        if options.get("sha256"):
+            out += f'<p class="note">Model file SHA-256: <code>{esc(options["sha256"])}</code></p>'
+        run_assumptions = [str(a) for a in (self.run.get("assumptions") or []) if a]
+        out += "<h3>Assumptions and limitations</h3>"
+        if run_assumptions:
+            out += "<p>Set for this run:</p><ul>" + "".join(f"<li>{esc(a)}</li>" for a in run_assumptions) + "</ul>"
+        # the first two standard assumptions hold for any model; the rest describe the flagship's structure
+        out += "<ul>" + "".join(f"<li>{esc(a)}</li>" for a in STANDARD_ASSUMPTIONS[:2]) + "</ul>"
         return out
 
     # ------------------------------------------------------------------------- 7 reproducibility

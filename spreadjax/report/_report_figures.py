@@ -25,6 +25,7 @@ __all__ = [
     "Clock",
     "elasticity_figure",
     "fan_chart_figure",
+    "model_diagram_svg",
     "pace_extent_figure",
     "qkey",
     "sobol_figure",
@@ -607,3 +608,137 @@ def stock_flow_svg(options: Mapping[str, Any] | None = None, levers: Mapping[str
     p.append(_t(lx + 358, ly + 1, "outside", 10, anchor="start"))
     p.append("</svg>")
     return "".join(p)
+
+
+def model_diagram_svg(model: Any) -> str:
+    """Any :class:`~spreadjax.core.Model` as an inline SVG drawn from its own structure: stocks
+    (orange) and delays (blue) as boxes in the order material flows through them, flows as pipes
+    between them or from and to clouds outside the model, tally stocks as dashed boxes, and the
+    auxiliaries, smooths, lookups and levers listed underneath. Used for user models, where no
+    hand-drawn diagram exists."""
+    stocks = [s for s in model.stocks if s.tally is None]
+    tallies = [s for s in model.stocks if s.tally is not None]
+    kind = {s.name: "stock" for s in stocks} | {d.name: "delay" for d in model.delays}
+    # order containers along the flows: start where nothing flows in from another container
+    inflow = {n: [f for f in model.flows if f.sink == n and f.source in kind] for n in kind}
+    order: list[str] = []
+
+    def follow(name: str) -> None:
+        if name in order:
+            return
+        order.append(name)
+        for f in model.flows:
+            if f.source == name and f.sink in kind:
+                follow(f.sink)
+
+    for name in kind:
+        if not inflow[name]:
+            follow(name)
+    for name in kind:
+        follow(name)
+    per_row, w0, h0, gap, row_h, top = 5, 140, 56, 100, 200, 90
+    pos: dict[str, tuple[float, float]] = {}
+    for i, name in enumerate(order):
+        r, c = divmod(i, per_row)
+        pos[name] = (40 + c * (w0 + gap), top + r * row_h)
+    rows = max(1, -(-len(order) // per_row))
+    tally_y = top + rows * row_h
+    for i, s in enumerate(tallies):
+        pos[s.name] = (40 + (i % per_row) * (w0 + gap), tally_y + (i // per_row) * 90)
+    n_tally_rows = -(-len(tallies) // per_row)
+    listing = _diagram_listing(model)
+    W = 40 + min(per_row, max(len(order), len(tallies), 1)) * (w0 + gap)
+    W = max(W, 640)
+    H = tally_y + n_tally_rows * 90 + 24 * len(listing) + 40
+    title = f"Stock-and-flow diagram of the model {model.name}"
+    p: list[str] = [
+        f'<svg class="stockflow" viewBox="0 0 {W:.0f} {H:.0f}" width="100%" role="img" '
+        'aria-labelledby="sfm-title sfm-desc" font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif">',
+        f"<title id=\"sfm-title\">{html.escape(title)}</title>",
+        f"<desc id=\"sfm-desc\">{html.escape(_diagram_desc(model))}</desc>",
+        '<defs>'
+        '<marker id="sf-flow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="5" markerHeight="5" '
+        'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#444444"/></marker></defs>',
+    ]
+    for name in order:
+        x, y = pos[name]
+        if kind[name] == "stock":
+            st = next(s for s in stocks if s.name == name)
+            p.append(_stock(x, y, w0, h0, name, "communication", _short(st.units)))
+        else:
+            d = next(d for d in model.delays if d.name == name)
+            p.append(_stock(x, y, w0, h0, name, "adoption", f"delay, order {d.order}"))
+    for s in tallies:
+        x, y = pos[s.name]
+        p.append(f'<rect x="{x:.0f}" y="{y:.0f}" width="{w0}" height="{h0}" rx="3" fill="#ffffff" '
+                 f'stroke="{_STAGE_COLOURS["communication"]}" stroke-width="2" stroke-dasharray="6 3"/>')
+        p.append(_t(x + w0 / 2, y + h0 / 2, s.name, 13, weight="bold"))
+        p.append(_t(x + w0 / 2, y + h0 / 2 + 15, f"tally of {s.tally}", 9.5, fill="#333333"))
+    clouds_in: dict[str, int] = {}
+    clouds_out: dict[str, int] = {}
+    channel: dict[float, int] = {}
+    for f in model.flows:
+        a, b = f.source, f.sink
+        if a is None and b is not None:  # from a cloud above the sink
+            k = clouds_in[b] = clouds_in.get(b, 0) + 1
+            x, y = pos[b]
+            cx = x + w0 / 2 - 40 + 30 * (k - 1)
+            p.append(_cloud(cx, y - 60))
+            p.append(_flow(cx, y - 48, cx, y - 2))
+            p.append(_t(cx + 8, y - 26, f.name, 10, anchor="start", fill="#222222"))
+        elif b is None and a is not None:  # to a cloud below the source
+            k = clouds_out[a] = clouds_out.get(a, 0) + 1
+            x, y = pos[a]
+            cx = x + w0 / 2 + 40 - 30 * (k - 1)
+            p.append(_flow(cx, y + h0, cx, y + h0 + 46))
+            p.append(_cloud(cx, y + h0 + 58))
+            p.append(_t(cx + 8, y + h0 + 30, f.name, 10, anchor="start", fill="#222222"))
+        elif a is not None and b is not None:
+            (xa, ya), (xb, yb) = pos[a], pos[b]
+            if ya == yb and 0 < xb - xa <= w0 + gap:  # neighbours in a row: a straight pipe
+                p.append(_flow(xa + w0, ya + h0 / 2, xb - 2, yb + h0 / 2, f.name))
+                continue
+            # otherwise through the channel under the source's row
+            k = channel[ya] = channel.get(ya, 0) + 1
+            cy = ya + h0 + 90 + 12 * (k - 1)
+            x1, x2 = xa + w0 / 2 - 20, xb + w0 / 2 + 20
+            end = yb - 2 if yb > ya else yb + h0 + 2
+            pts = f"{x1:.0f},{ya + h0:.0f} {x1:.0f},{cy:.0f} {x2:.0f},{cy:.0f} {x2:.0f},{end:.0f}"
+            p.append(f'<polyline points="{pts}" fill="none" stroke="#444444" stroke-width="5"/>'
+                     f'<polyline points="{pts}" fill="none" stroke="#ffffff" stroke-width="2" '
+                     'marker-end="url(#sf-flow)"/>')
+            p.append(_t((x1 + x2) / 2, cy - 6, f.name, 10, fill="#222222"))
+    y = tally_y + n_tally_rows * 90 + 10
+    for label, text in listing:
+        p.append(_t(40, y, label, 11, anchor="start", weight="bold"))
+        p.append(_t(150, y, text, 11, anchor="start", fill="#333333"))
+        y += 24
+    p.append("</svg>")
+    return "".join(p)
+
+
+def _short(text: str, n: int = 22) -> str:
+    return text if len(text) <= n else text[: n - 1] + "\u2026"
+
+
+def _diagram_listing(model: Any) -> list[tuple[str, str]]:
+    """(label, names) lines under a generic diagram: what is computed from the stocks."""
+    out = []
+    if model.auxiliaries:
+        out.append(("Auxiliaries", ", ".join(a.name for a in model.auxiliaries)))
+    if model.smooths:
+        out.append(("Smooths", ", ".join(f"{s.name} (of {s.input}, order {s.order})" for s in model.smooths)))
+    if model.lookups:
+        out.append(("Lookups", ", ".join(f"{lk.name} ({len(lk.x)} points, {lk.extrapolation})" for lk in model.lookups)))
+    if model.schedules:
+        out.append(("Schedules", ", ".join(s.name for s in model.schedules)))
+    levers = [p.name for p in model.parameters if p.lever]
+    if levers:
+        out.append(("Levers", ", ".join(levers)))
+    return [(label, _short(text, 110)) for label, text in out]
+
+
+def _diagram_desc(model: Any) -> str:
+    flows = [f"{f.name}: {f.source or 'outside'} to {f.sink or 'outside'}" for f in model.flows]
+    return (f"Stocks {', '.join(s.name for s in model.stocks) or 'none'}; delays "
+            f"{', '.join(d.name for d in model.delays) or 'none'}; flows " + ("; ".join(flows) or "none") + ".")
