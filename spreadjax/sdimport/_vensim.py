@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from .._errors import ModelError
@@ -181,7 +182,7 @@ _LHS = re.compile(
     r"""^\s*(?P<name>"[^"]*"|[^=\[\](:~|"<>]+?)\s*(?P<subs>\[[^\]]*\])?\s*(?P<op>:=|==|<->|:EXCEPT:|:IS:|=|:|\()""",
     re.IGNORECASE | re.DOTALL,
 )
-_UNSUPPORTED_RHS = re.compile(r"^\s*(A FUNCTION OF|GET \w+|:NA:)", re.IGNORECASE)
+_UNSUPPORTED_RHS = re.compile(r"^\s*(A FUNCTION OF|GET [A-Za-z0-9 ]+?(?=\s*\()|:NA:)", re.IGNORECASE)
 
 
 def _split_chunks(text: str) -> list[tuple[str, str, str, int]]:
@@ -456,8 +457,18 @@ def _assemble(path: Path, defs: dict, order: list[str], dims: dict) -> Project:
                              f"{t.source_name!r} is taken; rename that variable")
     variables += tables
     settings = _control(path, control)
+    values = {n: Num(settings[CONTROL[n]]) for n in CONTROL}
+
+    def fixed(node):  # TIME STEP, INITIAL TIME, ... are numbers fixed before the run
+        return _map_refs(node, lambda r: values.get(r.name, r) if not r.subscripts else r)
+
+    variables = [replace(
+        v, equation=None if v.equation is None else fixed(v.equation),
+        init=None if v.init is None else fixed(v.init),
+        elements=tuple((k, fixed(n)) for k, n in v.elements),
+        element_inits=tuple((k, fixed(n)) for k, n in v.element_inits)) for v in variables]
     return Project(
-        path=str(path), variables=tuple(variables), dimensions=tuple(full.items()), **settings,
+        path=str(path), variables=tuple(variables), dimensions=tuple(dims.items()), **settings,
         method="euler",
     )
 

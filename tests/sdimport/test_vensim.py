@@ -1,0 +1,335 @@
+"""Vensim .mdl import: the reference workload S8 against the hand-written model and a numpy
+reference, one small model per construct against a closed form or an independent numpy
+recurrence, subscripts (a site dimension, a 2-D case) and the refusals."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spreadjax._errors import ModelError
+from spreadjax.core import RK4, Euler, Simulation, compile_model
+from spreadjax.models import s8_model
+from spreadjax.sdimport import import_model
+from spreadjax.sdimport._vensim import parse
+
+DATA = Path(__file__).parent / "data"
+
+
+def mdl(tmp_path: Path, *equations: str, start: float = 0, stop: float = 4, dt: float = 0.25,
+        name: str = "m.mdl") -> Path:
+    """A .mdl file laid out as Vensim writes it (equation, units, comment, bar) with its control."""
+    blocks = [f"{eq}\n\t~\t\n\t~\t\t|\n" for eq in equations]
+    control = (f"********************************************************\n\t.Control\n"
+               f"********************************************************~\n\t\tSimulation Control Parameters\n\t|\n\n"
+               f"FINAL TIME  = {stop}\n\t~\tYear\n\t~\tThe final time.\n\t|\n\n"
+               f"INITIAL TIME  = {start}\n\t~\tYear\n\t~\tThe initial time.\n\t|\n\n"
+               f"SAVEPER  = \n        TIME STEP\n\t~\tYear [0,?]\n\t~\t|\n\n"
+               f"TIME STEP  = {dt}\n\t~\tYear [0,?]\n\t~\t|\n\n")
+    path = tmp_path / name
+    path.write_text("{UTF-8}\n" + "\n".join(blocks) + "\n" + control
+                    + "\\\\\\---/// Sketch information - do not modify anything except names\nV300\n")
+    return path
+
+
+def run(imported, outputs, solver=None, **values):
+    """Simulate an imported model in float64: ``{name: (time, site)}`` and the output times."""
+    cm = compile_model(imported.model)
+    n = int(round((imported.end - imported.start) / imported.output_every))
+    ts = imported.start + imported.output_every * np.arange(n + 1)
+    solver = solver or (Euler() if imported.solver == "euler" else RK4())
+    per_site = dict(imported.site_values)
+    params = cm.params(max(1, len(imported.sites)), dtype=np.float64, **{**per_site, **values})
+    out = Simulation(cm, tuple(ts), imported.dt, tuple(outputs), solver)(params)
+    # (a model without parameters has scalar states: give every output a site axis)
+    return {k: np.asarray(v).reshape(len(ts), -1) for k, v in out.items()}, ts
+
+
+# -- S8 ------------------------------------------------------------------------------------------
+
+def s8_numpy(method: str) -> np.ndarray:
+    """S8 by its reference text (shared/benchmarks/REFERENCE_MODEL.md), a plain numpy loop:
+    states (U, W, I1, I2, I3, A, D, R) at every step, (521, 8)."""
+    p, q, rd, tau, delta, tau_r, r0, K = 0.01, 0.6, 2.0, 1.0, 0.05, 0.5, 0.2, 0.1
+    dt = 1 / 52
+
+    def f(y):
+        U, W, I1, I2, I3, A, D, R = y
+        aware, decide, disc = U * (p + q * A) * R, W * rd * R, delta * A
+        i1, i2, i3 = 3 * I1 / tau, 3 * I2 / tau, 3 * I3 / tau
+        R_tgt = r0 + (1 - r0) * A / (A + K)
+        return np.array([-aware, aware - decide, decide - i1, i1 - i2, i2 - i3, i3 - disc, disc,
+                         (R_tgt - R) / tau_r])
+
+    y = np.array([0.99, 0, 0, 0, 0, 0.01, 0, r0])
+    path = [y]
+    for _ in range(520):
+        if method == "euler":
+            y = y + dt * f(y)
+        else:
+            k1 = f(y)
+            k2 = f(y + dt / 2 * k1)
+            k3 = f(y + dt / 2 * k2)
+            k4 = f(y + dt * k3)
+            y = y + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        path.append(y)
+    return np.array(path)
+
+
+@pytest.mark.parametrize("method", ["euler", "rk4"])
+def test_s8_matches_the_hand_written_model_and_the_reference_text(method):
+    imported = import_model(DATA / "s8.mdl")
+    assert (imported.start, imported.end, imported.output_every) == (0, 10, 1 / 52)
+    assert imported.dt == 1 / 52 and imported.solver == "euler"  # Vensim's convention
+    solver = Euler() if method == "euler" else RK4()
+    stocks = ("u", "w", "i1", "i2", "i3", "a", "d", "r")
+    got, ts = run(imported, stocks, solver)
+    assert len(ts) == 521
+    cm = compile_model(s8_model())
+    hand = Simulation(cm, tuple(ts), 1 / 52, ("U", "W", "I", "A", "D", "R"), solver)(cm.params(1, dtype=np.float64))
+    # the same equations in float64 over 520 steps: agreement to rounding (1e-9 asked, far above it)
+    for a, b in (("u", "U"), ("w", "W"), ("a", "A"), ("d", "D"), ("r", "R")):
+        np.testing.assert_allclose(got[a], np.asarray(hand[b]), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(got["i1"] + got["i2"] + got["i3"], np.asarray(hand["I"]), rtol=0, atol=1e-9)
+    ref = s8_numpy(method)
+    for k, name in enumerate(stocks):
+        np.testing.assert_allclose(got[name][:, 0], ref[:, k], rtol=0, atol=1e-9)
+
+
+def test_s8_net_rates_become_flows_between_the_stocks():
+    model = import_model(DATA / "s8.mdl").model
+    flows = {f.name: (f.source, f.sink) for f in model.flows}
+    assert flows["aware"] == ("u", "w") and flows["decide"] == ("w", "i1")
+    assert flows["impl_3"] == ("i3", "a") and flows["disc"] == ("a", "d")
+    assert flows["r_net"] == (None, "r")  # (R tgt - R)/tau r is not a sum of named flows
+    counted = {s.name: s.counted for s in model.stocks}
+    assert counted == {"u": True, "w": True, "i1": True, "i2": True, "i3": True, "a": True, "d": True, "r": False}
+    assert {p.name: p.default for p in model.parameters}["q"] == 0.6  # constants are parameters
+    got, _ = run(import_model(DATA / "s8.mdl"), ("u", "w", "i1", "i2", "i3", "a", "d"))
+    total = sum(got.values())
+    np.testing.assert_allclose(total, 1.0, rtol=0, atol=1e-12)  # flows conserve the population
+
+
+def test_s8_parameters_change_without_recompiling():
+    imported = import_model(DATA / "s8.mdl")
+    base, _ = run(imported, ("a",))
+    faster, _ = run(imported, ("a",), q=1.2)
+    assert faster["a"][-1, 0] > base["a"][-1, 0] + 0.01
+
+
+# -- one construct at a time -----------------------------------------------------------------------
+
+def test_delay1_of_a_step_follows_the_euler_closed_form(tmp_path):
+    path = mdl(tmp_path, "input= STEP(5, 1)", "delay time= 2", "out= DELAY1(input, delay time)",
+               "shipped= INTEG(out, 0)", "steady= DELAY1(3, delay time)", stop=6, dt=0.25)
+    got, ts = run(import_model(path), ("out", "steady", "shipped"))
+    # content S: S' = in - S/T from S = 0 at t = 1 (the step); Euler: S_m = 5T(1 - (1 - dt/T)^m)
+    m = np.maximum(0, np.round((ts - 1) / 0.25))
+    np.testing.assert_allclose(got["out"][:, 0], 5 * (1 - (1 - 0.25 / 2) ** m), rtol=0, atol=1e-12)
+    # a constant input starts in equilibrium (content = input x delay time): out = 3 throughout
+    np.testing.assert_allclose(got["steady"][:, 0], 3.0, rtol=0, atol=1e-12)
+
+
+def test_delay3_and_delayn_match_a_stage_by_stage_recurrence_and_the_continuous_closed_form(tmp_path):
+    path = mdl(tmp_path, "input= STEP(2, 0.5)", "out3= DELAY3(input, 1.5)", "outn= DELAYN(input, 1.5, 0, 3)",
+               "out3i= DELAY3I(input, 1.5, 4)", stop=8, dt=1 / 64)
+    imported = import_model(path)
+    got, ts = run(imported, ("out3", "outn", "out3i"))
+    dt, T = 1 / 64, 1.5
+    stages, stages_i = np.zeros(3), np.full(3, 4 * T / 3)
+    ref, ref_i = [], []
+    for t in ts:
+        ref.append(3 * stages[2] / T)
+        ref_i.append(3 * stages_i[2] / T)
+        inp = 2.0 if t >= 0.5 else 0.0
+        for s in (stages, stages_i):
+            out = 3 * s / T
+            s += dt * (np.array([inp, out[0], out[1]]) - out)
+    np.testing.assert_allclose(got["out3"][:, 0], ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got["outn"][:, 0], ref, rtol=0, atol=1e-12)  # DELAYN of order 3 is DELAY3
+    np.testing.assert_allclose(got["out3i"][:, 0], ref_i, rtol=0, atol=1e-12)
+    # continuous truth: an input of 2 from an empty start (DELAY3I's initial outflow 0) gives the
+    # Erlang-3 response 2 (1 - e^-x (1 + x + x^2/2)), x = 3 t / T; smooth, so RK4's error is O(dt^4)
+    rk, _ = run(import_model(mdl(tmp_path, "out= DELAY3I(2, 1.5, 0)", stop=8, dt=1 / 64, name="c.mdl")),
+                ("out",), RK4())
+    x = 3 * ts / T
+    # (RK4's global error, of order (dt / stage time)^4 / 100 ~ 1e-7 here, measured 2e-8)
+    np.testing.assert_allclose(rk["out"][:, 0], 2 * (1 - np.exp(-x) * (1 + x + x**2 / 2)), rtol=0, atol=2e-7)
+
+
+def test_smooth_of_a_step_is_first_order_in_euler_and_in_continuous_time(tmp_path):
+    path = mdl(tmp_path, "input= STEP(1, 1)", "smoothed= SMOOTH(input, 0.5)", "s3= SMOOTH3(input, 0.5)",
+               "si= SMOOTHI(0, 0.5, 4)", "s3i= SMOOTH3I(input, 0.5, 2)", "sn= SMOOTHN(input, 0.5, 2, 3)",
+               stop=5, dt=1 / 32)
+    imported = import_model(path)
+    got, ts = run(imported, ("smoothed", "s3", "si", "s3i", "sn"))
+    dt, T = 1 / 32, 0.5
+    m = np.maximum(0, np.round((ts - 1) / dt))
+    np.testing.assert_allclose(got["smoothed"][:, 0], 1 - (1 - dt / T) ** m, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got["si"][:, 0], 4 * (1 - dt / T) ** np.round(ts / dt), rtol=0, atol=1e-12)
+    # third order: three cascaded smooths of T/3 each, starting from 0 (input) and from 2 (given)
+    for name, start in (("s3", 0.0), ("s3i", 2.0), ("sn", 2.0)):
+        s = np.full(3, start)
+        ref = []
+        for t in ts:
+            ref.append(s[2])
+            up = np.array([1.0 if t >= 1 else 0.0, s[0], s[1]])
+            s = s + dt * 3 * (up - s) / T
+        np.testing.assert_allclose(got[name][:, 0], ref, rtol=0, atol=1e-12)
+    # continuous truth: SMOOTHI of 1 from 0 is 1 - e^{-t/T}; RK4's error is O(dt^4) on this smooth path
+    rk, _ = run(import_model(mdl(tmp_path, "out= SMOOTHI(1, 0.5, 0)", stop=5, dt=1 / 32, name="c.mdl")),
+                ("out",), RK4())
+    # (RK4's global error, of order (dt / T)^4 / 100 ~ 1e-7 here, measured 5e-8)
+    np.testing.assert_allclose(rk["out"][:, 0], 1 - np.exp(-ts / T), rtol=0, atol=2e-7)
+
+
+def test_pulse_step_ramp_if_then_else_min_max_and_initial(tmp_path):
+    path = mdl(
+        tmp_path, "p1= PULSE(2, 1)", "p0= PULSE(3, 0)", "injected= INTEG(p0 * 7 / TIME STEP, 0)",
+        "s= STEP(2, 1.5)", "r= RAMP(0.5, 1, 3)",
+        "c= IF THEN ELSE(Time > 2 :AND: Time <= 3, 1, IF THEN ELSE(Time = 0 :OR: :NOT: Time < 3.5, -1, 0))",
+        "m= MIN(Time, 3) + MAX(Time, 1) - ABS(-2) + SQRT(4) * EXP(0) + LN(1)",
+        "x= INTEG(1, 2)", "ix= INITIAL(x * 2 + Time)", "negpow= -2^2 + 0 * Time", stop=4, dt=0.25)
+    got, t = run(import_model(path), ("p1", "p0", "injected", "s", "r", "c", "m", "x", "ix", "negpow"))
+    g = {k: v[:, 0] for k, v in got.items()}
+    np.testing.assert_array_equal(g["p1"], ((t >= 2) & (t < 3)).astype(float))
+    np.testing.assert_array_equal(g["p0"], (t == 3).astype(float))  # width 0: one TIME STEP
+    np.testing.assert_allclose(g["injected"], np.where(t > 3, 7.0, 0.0), atol=1e-12)
+    np.testing.assert_array_equal(g["s"], np.where(t >= 1.5, 2.0, 0.0))
+    np.testing.assert_allclose(g["r"], 0.5 * (np.clip(t, 1, 3) - 1), atol=1e-15)
+    want_c = np.where((t > 2) & (t <= 3), 1.0, np.where((t == 0) | ~(t < 3.5), -1.0, 0.0))
+    np.testing.assert_array_equal(g["c"], want_c)
+    np.testing.assert_allclose(g["m"], np.minimum(t, 3) + np.maximum(t, 1) - 2 + 2, atol=1e-15)
+    np.testing.assert_allclose(g["x"], 2 + t, atol=1e-12)
+    np.testing.assert_array_equal(g["ix"], 4.0)  # frozen at the start: 2 * 2 + 0
+    np.testing.assert_array_equal(g["negpow"], 4.0)  # Vensim: unary minus binds tighter than ^
+
+
+def test_lookups_and_with_lookup_interpolate_and_hold(tmp_path):
+    path = mdl(tmp_path, "effect(\n\t[(0,0)-(4,10)],(0.5,1),(1,2),(3,8))", "y= effect(Time)",
+               "z= WITH LOOKUP(Time, ([(0,0)-(4,4)],(1,0),(2,3),(3,1)))", "clock= INTEG(1, 0)", stop=4, dt=0.25)
+    imported = import_model(path)
+    got, t = run(imported, ("y", "z"))
+    np.testing.assert_allclose(got["y"][:, 0], np.interp(t, [0.5, 1, 3], [1, 2, 8]), atol=1e-15)
+    np.testing.assert_allclose(got["z"][:, 0], np.interp(t, [1, 2, 3], [0, 3, 1]), atol=1e-15)
+    assert {lk.name for lk in imported.model.lookups} == {"effect", "z_lookup"}
+
+
+# -- subscripts ------------------------------------------------------------------------------------
+
+REGIONS = (
+    "region: north, south, east",
+    "population[region]= 900, 700, 400",
+    "initial share[region]= 0.01",
+    "contact rate= 0.8",
+    "adopters[region]= INTEG(adopting[region], population[region] * initial share[region])",
+    "adopting[region]= contact rate * adopters[region] * (1 - adopters[region] / population[region])",
+    "total adopters= SUM(adopters[region!])",
+    "share of total[region]= adopters[region] / total adopters",
+)
+
+
+def logistic(t, K, r, a0):
+    return K / (1 + (K - a0) / a0 * np.exp(-r * t))
+
+
+def test_a_site_dimension_becomes_spreadjax_sites_with_per_site_parameters(tmp_path):
+    imported = import_model(mdl(tmp_path, *REGIONS, stop=6, dt=1 / 16), sites="region")
+    assert imported.sites == ("north", "south", "east") and imported.site_dimension == "region"
+    assert dict(imported.site_values) == {"population": (900.0, 700.0, 400.0)}
+    got, t = run(imported, ("adopters", "total_adopters", "share_of_total"), RK4())
+    K = np.array([900.0, 700.0, 400.0])
+    # RK4 at dt = 1/16 on a smooth logistic: global error O(dt^4) ~ 1e-6 of the carrying capacity
+    np.testing.assert_allclose(got["adopters"], logistic(t[:, None], K, 0.8, 0.01 * K), rtol=1e-6)
+    np.testing.assert_allclose(got["total_adopters"], got["adopters"].sum(axis=1, keepdims=True) + 0 * K, rtol=1e-12)
+    np.testing.assert_allclose(got["share_of_total"].sum(axis=1), 1.0, rtol=1e-12)
+
+
+def test_without_sites_every_dimension_is_expanded(tmp_path):
+    path = mdl(tmp_path, *REGIONS, stop=6, dt=1 / 16)
+    imported = import_model(path)
+    assert imported.sites == ()
+    names = [f"adopters__{r}" for r in ("north", "south", "east")]
+    got, t = run(imported, names + ["total_adopters"])
+    by_site, _ = run(import_model(path, sites="region"), ("adopters",))
+    for k, n in enumerate(names):  # the same Euler arithmetic, one variable per element
+        np.testing.assert_allclose(got[n][:, 0], by_site["adopters"][:, k], rtol=1e-13)
+    np.testing.assert_allclose(got["total_adopters"][:, 0], by_site["adopters"].sum(axis=1), rtol=1e-13)
+
+
+def test_a_two_dimensional_array_with_sites_and_an_expanded_dimension(tmp_path):
+    path = mdl(
+        tmp_path, "site: s1, s2, s3", "age: young, old",
+        "initial[site, age]= 10, 20; 30, 40; 50, 60;", "decay rate[age]= 0.1, 0.3",
+        "staff[site, age]= INTEG(-leaving[site, age], initial[site, age])",
+        "leaving[site, age]= decay rate[age] * staff[site, age]",
+        "young share[site]= staff[site, young] / SUM(staff[site, age!])",
+        stop=5, dt=1 / 8)
+    imported = import_model(path, sites="site")
+    assert imported.sites == ("s1", "s2", "s3")
+    assert dict(imported.site_values) == {"initial__young": (10.0, 30.0, 50.0), "initial__old": (20.0, 40.0, 60.0)}
+    got, t = run(imported, ("staff__young", "staff__old", "young_share"))
+    n = np.round(t / (1 / 8))[:, None]
+    young = np.array([10.0, 30, 50]) * (1 - 0.1 / 8) ** n  # Euler on exponential decay, exactly
+    old = np.array([20.0, 40, 60]) * (1 - 0.3 / 8) ** n
+    np.testing.assert_allclose(got["staff__young"], young, rtol=1e-12)
+    np.testing.assert_allclose(got["staff__old"], old, rtol=1e-12)
+    np.testing.assert_allclose(got["young_share"], young / (young + old), rtol=1e-12)
+    flows = {f.name: (f.source, f.sink) for f in imported.model.flows}
+    assert flows["leaving__old"] == ("staff__old", None)  # an outflow to a cloud
+
+
+def test_subranges_and_numeric_ranges(tmp_path):
+    path = mdl(tmp_path, "grade: (g1-g4)", "upper: g3, g4", "w[grade]= 1, 2, 3, 4",
+               "top= SUM(w[upper!])", "all= SUM(w[grade!])", "clock= INTEG(1, 0)")
+    got, _ = run(import_model(path), ("top", "all"))
+    assert got["top"][0, 0] == 7 and got["all"][0, 0] == 10
+
+
+# -- refusals --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("equation, construct", [
+    ("x= RANDOM NORMAL(0, 1, 0, 1, 0)", "RANDOM NORMAL"),
+    ("x= DELAY FIXED(1, 2, 0)", "DELAY FIXED"),
+    ("x= MODULO(5, 2)", "MODULO"),
+    ("x= GET XLS DATA('a.xlsx', 'b', 'c', 'd')", "GET XLS DATA"),
+    ("x:= 3", "data equation"),
+    ("x= A FUNCTION OF(y)", "A FUNCTION OF"),
+    ("x= 1 + INTEG(1, 0)", "INTEG inside an expression"),
+])
+def test_unsupported_constructs_are_refused_naming_file_and_line(tmp_path, equation, construct):
+    path = mdl(tmp_path, "y= 1", equation)
+    with pytest.raises(ModelError) as info:
+        import_model(path)
+    text = str(info.value)
+    assert construct.lower() in text.lower() and f"{path}:6:" in text  # line 6: {UTF-8}, y (3 lines), a blank line
+
+
+def test_other_refusals(tmp_path):
+    with pytest.raises(ModelError, match=r"m\.mdl:2: .*reads 'nowhere'"):
+        import_model(mdl(tmp_path, "x= nowhere * 2"))
+    with pytest.raises(ModelError, match="no subscript dimension 'town'"):
+        import_model(mdl(tmp_path, *REGIONS), sites="town")
+    with pytest.raises(ModelError, match="differs between sites"):
+        import_model(mdl(tmp_path, "r: a, b", "x[a]= Time", "x[b]= 2 * Time"), sites="r")
+    with pytest.raises(ModelError, match="cannot parse"):
+        import_model(mdl(tmp_path, "x= (1 + "))
+    with pytest.raises(ModelError, match="unsupported Vensim construct :MACRO:"):
+        import_model(mdl(tmp_path, ":MACRO: f(a)\nf= a\n~~|\n:END OF MACRO:"))
+    with pytest.raises(ModelError, match="algebraic loop"):
+        import_model(mdl(tmp_path, "x= y + 1", "y= x * 2"))
+    bad = tmp_path / "nocontrol.mdl"
+    bad.write_text("x= 1\n~~|\n")
+    with pytest.raises(ModelError, match="no INITIAL TIME, FINAL TIME, TIME STEP"):
+        import_model(bad)
+
+
+def test_parse_keeps_units_comments_and_lines():
+    project = parse(DATA / "s8.mdl")
+    v = {x.name: x for x in project.variables}
+    assert v["u"].kind == "stock" and v["u"].line == 2 and v["u"].doc == "Unaware."
+    assert v["tau_r"].source_name == "tau r" and v["tau_r"].units == "Year" and v["tau_r"].kind == "constant"
+    assert math.isclose(project.dt, 1 / 52) and project.saveper == project.dt
