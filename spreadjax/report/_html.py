@@ -760,6 +760,7 @@ class _Page:
         top = self._top_lever(sens, levers)
         if top:
             out += f'<p class="lead">{top}</p>'
+        out += self._lever_table(sens, levers)
         try:
             uri = elasticity_figure(sens)
             out += _fig(uri, "Ranked bar chart of lever elasticities for extent and pace with 5 to 95 percent whiskers",
@@ -788,7 +789,8 @@ class _Page:
             notes.append(f"In {pn:,} draws {thr:.0%} was not reached, so pace could not be measured there.")
         sm = sens.get("sobol_members")
         if isinstance(sm, int) and sm > 0:
-            notes.append(f"Sobol indices are estimated from {sm:,} simulated futures.")
+            how = " with SALib's RBD-FAST estimator for given data" if "rbd_fast" in str(sens.get("sobol_estimator")) else ""
+            notes.append(f"Sobol indices are estimated{how} from {sm:,} simulated futures.")
         if notes:
             out += f'<p class="note">{esc(" ".join(notes))}</p>'
         ranking = [r for r in (sens.get("ranking") or []) if isinstance(r, Mapping)]
@@ -798,9 +800,63 @@ class _Page:
             out += "<details><summary>Full ranking</summary>" + _table(
                 ["Rank", "Lever or input", "Measure", "Outcome", "Value"], rows, "numbers") + "</details>"
         if levers:
-            lis = "".join(f"<li><strong>{esc(pretty(k))}</strong>: {esc(v)}</li>" for k, v in levers.items())
+            absent = sens.get("not_in_model") if isinstance(sens.get("not_in_model"), Mapping) else {}
+            lis = "".join(f"<li><strong>{esc(pretty(k))}</strong>: {esc(v)}"
+                          f"{' <em>(not in this model)</em>' if k in absent else ''}</li>" for k, v in levers.items())
             out += f"<details><summary>What each lever means</summary><ul>{lis}</ul></details>"
         return out
+
+    def _lever_table(self, sens: Mapping[str, Any], levers: Mapping[str, str]) -> str:
+        """One row per lever (``sensitivity.json`` ``levers``): the parameters it scales (merged
+        when the model reads only their product), its extent and pace elasticities (mean, 5-95%
+        of draws), and "not in this model" with the reason for a lever the configured model
+        cannot feel. Active levers first, by the size of their extent elasticity."""
+        rows_in = [r for r in (sens.get("levers") or []) if isinstance(r, Mapping) and r.get("name")]
+        if not rows_in:
+            return ""
+        el = sens.get("elasticities") or {}
+
+        def cell(metric: str, name: str) -> str:
+            v = (el.get(metric) or {}).get(name) or {}
+            mean, lo, hi = num(v.get("mean")), num(v.get("q05")), num(v.get("q95"))
+            if not math.isfinite(mean):
+                return "&ndash;"
+            band = f" ({lo:+.2f} to {hi:+.2f})" if math.isfinite(lo) and math.isfinite(hi) else ""
+            return f"{mean:+.2f}{band}"
+
+        def size(r: Mapping[str, Any]) -> float:
+            v = num(((el.get("extent") or {}).get(str(r["name"])) or {}).get("mean"))
+            return -abs(v) if math.isfinite(v) else math.inf
+
+        active = sorted((r for r in rows_in if r.get("status", "active") == "active"), key=size)
+        absent = [r for r in rows_in if r.get("status", "active") != "active"]
+        rows = []
+        for r in active + absent:
+            name = str(r["name"])
+            params = [str(p) for p in (r.get("parameters") or [name])]
+            label = f"<strong>{esc(pretty(name))}</strong>"
+            if name in levers:
+                label += f"<br><small>{esc(levers[name])}</small>"
+            scales = " &times; ".join(f"<code>{esc(p)}</code>" for p in params)
+            if r.get("acts_on"):
+                scales += f" (the <em>{esc(pretty(str(r['acts_on'])))}</em>)"
+            if len(params) > 1:
+                scales += "<br><small>the model uses only their product: one lever</small>"
+            if r in absent:
+                why = esc(str(r.get("reason") or ""))
+                rows.append([label, scales, f"<strong>not in this model</strong><br><small>{why}</small>", ""])
+            else:
+                rows.append([label, scales, cell("extent", name), cell("pace", name)])
+        thr = num(sens.get("threshold"))
+        pace = f"Pace: time to {thr:.0%} adopted" if math.isfinite(thr) else "Pace"
+        out = _table(["Lever", "Parameters it scales", "Extent: adoption at the horizon", pace], rows, "levers")
+        note = ("Elasticity: % change in the outcome for 1% more of the lever, mean over parameter draws "
+                "(5% to 95% of draws in brackets); for pace, negative means sooner.")
+        if absent:
+            note += (" A lever marked <strong>not in this model</strong> does not act in the configured structure "
+                     "(no chain of equations leads from it to adoption, or the config's fixed values cut every "
+                     "chain): it is not ranked, which is not the same as having no effect in a model that has it.")
+        return out + f'<p class="note">{note}</p>'
 
     def _top_lever(self, sens: Mapping[str, Any], levers: Mapping[str, str]) -> str:
         """One sentence naming the lever with the largest elasticity (``ranking`` entries of kind
@@ -831,6 +887,10 @@ class _Page:
             name, metric, value = str(r["name"]), str(r.get("metric", "")), num(r["value"])
             what = outcome.get(metric, pretty(metric) or "the outcome")
             descr = f" ({esc(levers[name])})" if name in levers else ""
+            merged = next((r.get("parameters") for r in (sens.get("levers") or [])
+                           if isinstance(r, Mapping) and r.get("name") == name), None) or [name]
+            if len(merged) > 1:
+                descr += f", that is {' &times; '.join(f'<code>{esc(p)}</code>' for p in merged)}"
             if metric == "pace":
                 direction = "lengthens" if value > 0 else "shortens"
             else:
@@ -840,7 +900,9 @@ class _Page:
         if sobol_rows:
             r = max(sobol_rows, key=lambda row: abs(num(row["value"])))
             what = outcome.get(str(r.get("metric", "")), "the outcome")
-            out.append(f"Of the uncertain inputs, <strong>{esc(pretty(str(r['name'])))}</strong> explains most of the "
+            lever_of = (sens.get("sobol_lever") or {}).get(str(r["name"]))
+            also = f" (part of the <strong>{esc(pretty(str(lever_of)))}</strong> lever)" if lever_of else ""
+            out.append(f"Of the uncertain inputs, <strong>{esc(pretty(str(r['name'])))}</strong>{also} explains most of the "
                        f"spread in {esc(what)} across futures: about {esc(pct(num(r['value'])))} on its own.")
         return " ".join(out)
 

@@ -367,7 +367,7 @@ def pace_extent_figure(summary: Mapping[str, Any], clock: Clock, scenarios: Sequ
 
 # --------------------------------------------------------------------------------- levers
 def _ranked_bars(ax: Any, names: Sequence[str], rows: Sequence[Mapping[str, Any]], value: str, lo: str, hi: str,
-                 c: str, title: str, xlabel: str) -> None:
+                 c: str, title: str, xlabel: str, labels: Mapping[str, str] | None = None) -> None:
     ys = np.arange(len(names))[::-1]
     v = np.asarray([num(r.get(value)) for r in rows])
     lo_v = np.asarray([num(r.get(lo)) for r in rows])
@@ -381,7 +381,7 @@ def _ranked_bars(ax: Any, names: Sequence[str], rows: Sequence[Mapping[str, Any]
         if not math.isfinite(vi):
             ax.annotate("n/a", xy=(0, yi), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
     ax.axvline(0, color="#555555", linewidth=0.8)
-    ax.set_yticks(ys, [pretty(nm) for nm in names], fontsize=8)
+    ax.set_yticks(ys, [(labels or {}).get(nm) or pretty(nm) for nm in names], fontsize=8)
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel, fontsize=8)
     _style(ax)
@@ -398,12 +398,16 @@ def lever_order(block: Mapping[str, Mapping[str, Any]], key: str) -> list[str]:
 
 def elasticity_figure(sens: Mapping[str, Any]) -> str | None:
     """Ranked horizontal bars of lever elasticities (mean) with 5-95% whiskers, one panel per
-    metric (extent, pace); levers in the order of the first metric. ``None`` without data."""
+    metric (extent, pace); levers in the order of the first metric, one bar per lever, labelled
+    with every parameter it scales (``push strength × p``). Levers not in the model are not in
+    ``elasticities`` and get no bar. ``None`` without data."""
     el = sens.get("elasticities") or {}
     metrics = [m for m in ("extent", "pace") if isinstance(el.get(m), Mapping) and el[m]]
     metrics += [m for m in el if m not in metrics and isinstance(el.get(m), Mapping) and el[m]]
     if not metrics:
         return None
+    labels = {str(r["name"]): " \u00d7 ".join(pretty(p) for p in r["parameters"])
+              for r in sens.get("levers") or [] if isinstance(r, Mapping) and len(r.get("parameters") or []) > 1}
     plt = _pyplot()
     order = lever_order(el[metrics[0]], "mean")
     for m in metrics[1:]:
@@ -416,7 +420,7 @@ def elasticity_figure(sens: Mapping[str, Any]) -> str | None:
     for i, m in enumerate(metrics):
         rows = [el[m].get(n, {}) for n in order]
         title, xlabel = words.get(m, (pretty(m), "elasticity"))
-        _ranked_bars(axes[0, i], order, rows, "mean", "q05", "q95", colour(i), title, xlabel)
+        _ranked_bars(axes[0, i], order, rows, "mean", "q05", "q95", colour(i), title, xlabel, labels)
     fig.tight_layout()
     return _png(fig, plt)
 
