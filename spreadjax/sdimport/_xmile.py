@@ -681,6 +681,14 @@ def parse(path: str | Path) -> Project:
                 per.append((key, equation(eq.text if eq is not None else None, e.line)))
             if per:
                 return None, tuple(per)
+            eqns = el.findall("eqn")
+            if len(eqns) > 1:
+                # one <eqn> per element, in element order (as some tools write arrays)
+                keys = list(itertools.product(*(dimensions[d] for d in dims)))
+                if len(eqns) != len(keys):
+                    raise ModelError(f"{path}:{eqns[1].line}: {src}: {len(eqns)} <eqn> elements for "
+                                     f"{len(keys)} array element(s)")
+                return None, tuple((tuple(k), equation(e.text, e.line)) for k, e in zip(keys, eqns))
             if eqn_el is None:
                 raise ModelError(f"{where}: no equation (<eqn>)")
             if dims and ("," in eqn_el.text or ";" in eqn_el.text):
