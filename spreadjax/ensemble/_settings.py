@@ -71,7 +71,8 @@ def fraction_source(model: Any) -> tuple[str, str | None]:
         return "adopted", "population"
     if model.name == "s8":
         return "A", None
-    raise ConfigError(f"model {model.name!r}: ensembles need an 'adopted' stock and a 'population' parameter")
+    raise ConfigError(f"model {model.name!r}: ensembles need an 'adopted' stock and a 'population' parameter "
+                      "(the summaries report the adopted fraction); a model file names them so")
 
 
 def parse_scenarios(raw: dict, where: str, model: Any, parse_values: Any) -> tuple[Scenario, ...]:
@@ -127,14 +128,19 @@ def parse_ensemble(raw: dict, where: str, model: Any, scenarios: tuple[Scenario,
                               "posterior; set source = \"posterior\" or remove posterior")
         posterior = str(Path(posterior) if Path(posterior).is_absolute() else Path(where).parent / posterior)
     design = _design(table.get("design"), where, model, source)
-    adopted = fraction_source(model)[0] if hasattr(model, "names") else "adopted"
-    outputs = table.get("outputs", [adopted])
+    try:
+        adopted = fraction_source(model)[0] if hasattr(model, "names") else "adopted"
+    except ConfigError as exc:
+        if "ensemble" in raw:
+            raise ConfigError(f"{where}: [ensemble]: {exc}") from None
+        adopted = None  # a user model without an adopted fraction: simulate and check work, ensembles refuse
+    outputs = table.get("outputs", [adopted] if adopted else outputs_known[:1])
     if not isinstance(outputs, list) or not outputs or not all(isinstance(o, str) for o in outputs):
         raise ConfigError(f"{where}: [ensemble] outputs must be a non-empty list of names")
     for o in outputs:
         if o not in outputs_known:
             raise ConfigError(f"{where}: [ensemble] outputs: unknown name {o!r}")
-    if adopted not in outputs:
+    if adopted is not None and adopted not in outputs:
         raise ConfigError(f"{where}: [ensemble] outputs must include {adopted!r} (the summaries use it)")
     names = [s.name for s in scenarios]
     baseline = table.get("baseline", names[0])
