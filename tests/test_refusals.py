@@ -402,7 +402,68 @@ CASES = {
         "the store's metadata or checksums cannot be read (KeyError: 'adopted')"),
     "compare-fifo": (lambda t: ["compare", cfg(t, calibration_toml(), "a.toml"), _fifo(t / "b.toml"), "--out", t / "out"],
                      "b.toml: is not a regular file"),
+    # -- user models: [model] file = "..." (see docs/own_model.md)
+    "model-file-missing": (lambda t: ["check", cfg(t, _file_config("nope.toml"))],
+                           "cfg.toml: [model] file = 'nope.toml': no such model file"),
+    "model-file-and-name": (lambda t: ["check", cfg(t, _file_config("clinic.toml", 'name = "four_stage"'))],
+                            "[model] give either name (a bundled model, with options) or file"),
+    "model-file-unknown-key": (
+        lambda t: ["simulate", _user_model(t, CLINIC.replace('source = "waiting"', 'sorce = "waiting"')), "--out", t / "out"],
+        "clinic.toml: [flows.treatment] unknown key 'sorce'; did you mean 'source'?"),
+    "model-file-lookup-not-increasing": (
+        lambda t: ["simulate", _user_model(t, CLINIC.replace("x = [0, 0.5, 1, 2]", "x = [0, 1, 0.5, 2]")), "--out", t / "out"],
+        "lookup 'effect_of_load': x must be strictly increasing, but x[2] = 0.5 follows x[1] = 1"),
+    "model-file-lookup-called-wrongly": (
+        lambda t: ["check", _user_model(t, CLINIC.replace("effect_of_load(waiting / capacity)", "effect_of_load"))],
+        "'effect_of_load' is a lookup; call it with one argument"),
+    "model-file-not-toml": (lambda t: ["check", _user_model(t, "[model\nname = 1\n")], "clinic.toml: not valid TOML"),
 }
+
+#: a user model file: a waiting list treated more slowly as the clinic fills (a lookup)
+CLINIC = """
+[model]
+name = "clinic_backlog"
+population = "population"
+[parameters.population]
+default = 900
+positive = true
+lower = 0
+[parameters.capacity]
+default = 300
+[stocks.waiting]
+init = "population"
+[stocks.treated]
+[flows.treatment]
+rate = "waiting * effect_of_load(waiting / capacity) / 0.5"
+source = "waiting"
+sink = "treated"
+[lookups.effect_of_load]
+x = [0, 0.5, 1, 2]
+y = [1, 1, 0.8, 0.3]
+"""
+
+
+def _file_config(file: str, extra: str = "") -> str:
+    return textwrap.dedent(f"""
+        title = "user model"
+        [model]
+        file = "{file}"
+        {extra}
+        [sites]
+        names = ["Ashford", "Leeds"]
+        [parameters]
+        population = [7, 900]
+        [simulation]
+        end = 1.0
+        steps_per_year = 12
+        outputs = ["waiting"]
+        """)
+
+
+def _user_model(tmp: Path, text: str) -> Path:
+    """A config reading the model file clinic.toml with ``text``."""
+    (tmp / "clinic.toml").write_text(text)
+    return cfg(tmp, _file_config("clinic.toml"))
 
 
 def _pair(tmp: Path, other: str, name: str = "other.toml", counts: str | None = None) -> list:
