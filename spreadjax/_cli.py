@@ -605,6 +605,44 @@ def _print_headline(ds) -> None:
         out.print(f"adopted by {horizon}: {float(frac):.0%} of organisations")
 
 
+@app.command("import")
+def import_(
+    model: Annotated[Path, typer.Argument(help="Vensim .mdl or XMILE .xmile/.stmx model file.", show_default=False)],
+    out_file: Annotated[Path, typer.Option("--out", help="Config to write (CONFIG.toml; the model goes to CONFIG_model.toml beside it).",
+                                           show_default=False)],
+    sites: Annotated[str | None, typer.Option("--sites", help="Subscript dimension whose elements become sites.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing config and model file.")] = False,
+) -> None:
+    """Import a Vensim or XMILE model: writes a config (OUT) and a TOML model file beside it that the
+    other commands run; add priors to the config to calibrate (docs/own_model.md)."""
+    from ._config import load_config
+    from .sdimport import import_model
+    from .sdimport._write import model_path_for, write_import
+
+    try:
+        if out_file.suffix.lower() != ".toml":
+            raise InputError(f"--out {out_file}: a config is a .toml file; name it like {out_file.stem or 'model'}.toml")
+        if out_file.is_dir():
+            raise InputError(f"--out {out_file}: is a folder; give the config file to write, like {out_file / 'model.toml'}")
+        folder = out_file.parent if str(out_file.parent) else Path(".")
+        _check_out(folder)
+        imported = import_model(model, sites=sites)
+        config, model_file = write_import(imported, out_file, force=force)
+        try:
+            cfg = load_config(config)
+        except InputError:
+            for path in (config, model_file):  # nothing half-written: both go, or neither is left
+                path.unlink(missing_ok=True)
+            raise
+    except InputError as exc:
+        _fail(exc)
+    m = imported.model
+    out.print(f"imported {model}: {len(m.stocks)} stocks, {len(m.flows)} flows, {len(m.auxiliaries)} auxiliaries, "
+              f"{len(m.delays)} delays, {len(m.smooths)} smooths, {len(m.parameters)} parameters, "
+              f"{cfg.n_sites} site(s), solver {imported.solver}", highlight=False, markup=False)
+    out.print(f"wrote {config} and {model_path_for(config)}", highlight=False, markup=False)
+
+
 @app.command()
 def info() -> None:
     """Print versions and the JAX devices in use."""

@@ -603,8 +603,10 @@ def _model_name(path: str) -> str:
     import re
     from pathlib import Path
 
-    stem = re.sub(r"\W+", "_", Path(path).stem).strip("_") or "imported"
-    return stem
+    # "<stem>_<suffix>" (s8.mdl -> "s8_mdl"): never the name of a bundled model
+    p = Path(path)
+    stem = re.sub(r"\W+", "_", p.stem).strip("_") or "imported"
+    return f"{stem}_{p.suffix.lstrip('.').lower() or 'model'}"
 
 
 def lower(project: Project, *, sites: str | None = None) -> ImportedModel:
