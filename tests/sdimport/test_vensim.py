@@ -333,3 +333,57 @@ def test_parse_keeps_units_comments_and_lines():
     assert v["u"].kind == "stock" and v["u"].line == 2 and v["u"].doc == "Unaware."
     assert v["tau_r"].source_name == "tau r" and v["tau_r"].units == "Year" and v["tau_r"].kind == "constant"
     assert math.isclose(project.dt, 1 / 52) and project.saveper == project.dt
+
+
+# -- the command -----------------------------------------------------------------------------------
+
+def test_the_import_command_writes_a_config_that_simulates_per_site(tmp_path):
+    from typer.testing import CliRunner
+
+    from spreadjax._cli import app
+    from spreadjax._config import load_config
+    from spreadjax._jobs import simulate_config
+
+    source = mdl(tmp_path, *REGIONS, stop=6, dt=1 / 16)
+    config = tmp_path / "conf" / "regions.toml"
+    result = CliRunner().invoke(app, ["import", str(source), "--out", str(config), "--sites", "region"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "conf" / "regions_model.toml").is_file()
+    cfg = load_config(config)
+    assert cfg.n_sites == 3 and cfg.simulation.solver == "euler" and cfg.simulation.dt == 1 / 16
+    assert dict(cfg.parameters)["population"] == (900.0, 700.0, 400.0) or list(dict(cfg.parameters)["population"]) == [900.0, 700.0, 400.0]
+    ds = simulate_config(cfg)
+    got, _ = run(import_model(source, sites="region"), ("adopters",))
+    # the config runs in its [simulation] dtype (float32 by default): agreement to float32 rounding
+    np.testing.assert_allclose(np.asarray(ds["adopters"]).reshape(got["adopters"].shape), got["adopters"], rtol=1e-5)
+
+
+def test_the_import_command_refuses_with_one_line_and_exit_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from spreadjax._cli import app
+
+    good = mdl(tmp_path, *REGIONS)
+    bad = mdl(tmp_path, "x= RANDOM UNIFORM(0, 1, 0)", name="bad.mdl")
+    runner = CliRunner()
+    cases = [
+        ([str(bad), "--out", str(tmp_path / "a.toml")], "bad.mdl:2: unsupported Vensim function"),
+        ([str(tmp_path / "none.mdl"), "--out", str(tmp_path / "a.toml")], "no such model file"),
+        ([str(tmp_path / "m.txt"), "--out", str(tmp_path / "a.toml")], "cannot import a .txt file"),
+        ([str(good), "--out", str(tmp_path / "a.json")], "a config is a .toml file"),
+        ([str(good), "--out", str(tmp_path)], "a config is a .toml file"),
+        ([str(good), "--out", str(good) + "/x.toml"], "m.mdl: exists and is not a folder"),
+        ([str(good), "--out", str(tmp_path / "a.toml"), "--sites", "town"], "no subscript dimension 'town'"),
+    ]
+    (tmp_path / "folder.toml").mkdir()
+    cases.append(([str(good), "--out", str(tmp_path / "folder.toml")], "is a folder"))
+    for args, message in cases:
+        result = runner.invoke(app, ["import", *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert message in " ".join(result.output.split()), (args, result.output)
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "a.toml").exists() and not (tmp_path / "a_model.toml").exists()
+    assert runner.invoke(app, ["import", str(good), "--out", str(tmp_path / "a.toml")]).exit_code == 0
+    again = runner.invoke(app, ["import", str(good), "--out", str(tmp_path / "a.toml")])
+    assert again.exit_code == 2 and "pass --force" in " ".join(again.output.split())
+    assert runner.invoke(app, ["import", str(good), "--out", str(tmp_path / "a.toml"), "--force"]).exit_code == 0
