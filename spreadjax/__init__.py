@@ -17,6 +17,7 @@ from .core import *  # noqa: F403
 from .core._dataset import to_dataset as to_dataset
 from .models import build_model as build_model
 from .models import four_stage_model as four_stage_model
+from .models import load_model_file as load_model_file
 from .models import s8_model as s8_model
 
 __version__ = "0.1.0"
