@@ -87,8 +87,9 @@ class _Folder:
     """Evaluates equations to :class:`_Val` given fixed values; records every cut (reads
     dropped because a constant operand decided the result, with the constant's sources)."""
 
-    def __init__(self, resolve: Callable[[str], _Val]):
+    def __init__(self, resolve: Callable[[str], _Val], network: bool = True):
         self.resolve = resolve
+        self.network = network
         self.cuts: list[tuple[frozenset[str], frozenset[str]]] = []
 
     def cut(self, dropped: _Val, by: _Val) -> None:
@@ -178,6 +179,9 @@ class _Folder:
             return _Val(keep.const, keep.reads, keep.src | vals[0].src)
         if fn in _FREE_OF_T and all(v.const is not None for v in vals):
             return self.const(_num(_FREE_OF_T[fn], *(v.const for v in vals)), *vals)
+        if fn == "network" and not self.network:  # no network given: network(x) is 0
+            self.cut(vals[0], _Val(0.0))
+            return _Val(0.0)
         if fn in ("network", "site_sum") and vals[0].const == 0.0:
             return self.const(0.0, vals[0])
         if fn in ("step", "ramp") and vals[0].const == 0.0:  # zero height or slope
@@ -199,8 +203,9 @@ class _Graph:
     ``reads``: name -> the names it reads (constants read nothing); ``cuts``: ``(dropped reads,
     sources)`` for every read a constant decided away; ``const``: the names found constant."""
 
-    def __init__(self, model: Model, fixed: Mapping[str, float]):
+    def __init__(self, model: Model, fixed: Mapping[str, float], network: bool = True):
         self.model = model
+        self.network = network
         eqs = {(o, f): node for o, f, node in equations(model)}
         self.derived = {a.name: eqs[(a.name, "equation")] for a in model.auxiliaries}
         self.derived.update({f.name: eqs[(f.name, "rate")] for f in model.flows})
@@ -263,7 +268,7 @@ class _Graph:
         self.reads = reads
 
     def _fold(self, env: dict, node: ast.expr) -> tuple[_Val, list]:
-        folder = _Folder(lambda n: env.get(n) or self.params.get(n) or _Val(None, frozenset({n})))
+        folder = _Folder(lambda n: env.get(n) or self.params.get(n) or _Val(None, frozenset({n})), self.network)
         return folder(node), folder.cuts
 
     def _evaluate(self, assumed: Mapping[str, _Val]) -> tuple[dict, list]:
@@ -294,7 +299,7 @@ class _Graph:
                 refs[name] = _Val(None, frozenset({name}))
             return refs[name]
 
-        folder = _Folder(resolve)
+        folder = _Folder(resolve, self.network)
         for name in list(self.derived) + list(self.exits):
             resolve(name)
         for key, node in self.state_eqs.items():
@@ -326,32 +331,34 @@ class LeverInfluence:
 
 
 def lever_influence(model: Model, levers: Iterable[str], fixed: Mapping[str, float],
-                    target: str = "adopted") -> dict[str, LeverInfluence]:
+                    target: str = "adopted", network: bool = True) -> dict[str, LeverInfluence]:
     """For each lever, whether ``target`` (a stock) depends on it given the ``fixed`` parameter
     values (name -> one value for every site; parameters not given, drawn ones for example,
-    stay free). Each lever is asked about alone: it is freed and the others keep their fixed
-    values. See the module docstring for the rules."""
+    stay free) and whether the sites are joined by a ``network`` (without one, ``network(x)``
+    is 0). Each lever is asked about alone: it is freed and the others keep their fixed values.
+    See the module docstring for the rules."""
     from .._errors import ModelError
 
     if target not in {s.name for s in model.stocks} | {d.name for d in model.delays}:
         raise ModelError(f"model {model.name!r}: {target!r} is not a stock or delay")
-    structural = _structural(model).reachable(target)
+    structural = _structural(model, network).reachable(target)
     out: dict[str, LeverInfluence] = {}
     for lever in levers:
         model.parameter(lever)  # raises ModelError naming it when unknown
         if lever not in structural:
             read = any(lever in _names(node) for _, _, node in equations(model))
             why = (f"{lever} is read by no equation of this structure" if not read else
-                   f"no chain of equations leads from {lever} to {target} in this structure")
+                   f"no chain of equations leads from {lever} to {target} in this structure"
+                   + ("" if network else " without a network between sites"))
             out[lever] = LeverInfluence(lever, False, why)
             continue
-        g = _Graph(model, {k: v for k, v in fixed.items() if k != lever})
+        g = _Graph(model, {k: v for k, v in fixed.items() if k != lever}, network)
         if lever in g.reachable(target):
             out[lever] = LeverInfluence(lever, True)
             continue
         # the values that cut the lever off where it enters (else anywhere downstream of it)
         near = [src for dropped, src in g.cuts if lever in dropped]
-        far = [src for dropped, src in g.cuts if any(lever in structural_from(model, d) for d in dropped)]
+        far = [src for dropped, src in g.cuts if any(lever in structural_from(model, d, network) for d in dropped)]
         by: set[str] = set().union(*(near or far))
         by.discard(lever)
         names = tuple(sorted(by))
@@ -361,14 +368,14 @@ def lever_influence(model: Model, levers: Iterable[str], fixed: Mapping[str, flo
     return out
 
 
-def structural_from(model: Model, name: str) -> set[str]:
+def structural_from(model: Model, name: str, network: bool = True) -> set[str]:
     """Names ``name`` depends on in the structure alone (no values folded)."""
-    return _structural(model).reachable(name)
+    return _structural(model, network).reachable(name)
 
 
 @functools.lru_cache(maxsize=32)
-def _structural(model: Model) -> _Graph:
-    return _Graph(model, {})
+def _structural(model: Model, network: bool = True) -> _Graph:
+    return _Graph(model, {}, network)
 
 
 def _names(node: ast.expr) -> set[str]:

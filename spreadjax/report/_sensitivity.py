@@ -52,11 +52,12 @@ ABSENT = "not in this model"
 
 
 def _lever_rows(model: Any, levers: Sequence[str], base: Mapping[str, Any], varied: set[str],
-                target: str) -> list[dict[str, Any]]:
+                target: str, network: bool) -> list[dict[str, Any]]:
     """One row per lever: the parameters the model uses only as their product merged
     (:func:`~spreadjax.core._influence.product_groups`), and whether the lever reaches ``target``
-    given the config's fixed values (:func:`~spreadjax.core._influence.lever_influence`; drawn
-    parameters in ``varied`` and values that differ between sites stay free)."""
+    given the config's fixed values and whether it has a ``network``
+    (:func:`~spreadjax.core._influence.lever_influence`; drawn parameters in ``varied`` and
+    values that differ between sites stay free)."""
     from ..core._influence import chain_owner, lever_influence, product_groups
 
     fixed = {}
@@ -69,7 +70,7 @@ def _lever_rows(model: Any, levers: Sequence[str], base: Mapping[str, Any], vari
     rows = []
     for group in product_groups(model, levers):
         # the group acts when any member does (they act together: only their product is read)
-        infl = lever_influence(model, group, fixed, target)
+        infl = lever_influence(model, group, fixed, target, network)
         active = [g for g in group if infl[g].active]
         first = infl[group[0]]
         rows.append({"name": group[0], "parameters": list(group), "acts_on": chain_owner(model, group) or "",
@@ -230,7 +231,7 @@ def lever_elasticities(
     if len(set(levers)) != len(levers):
         raise InputError(f"levers must be distinct; got {levers}")
     vals, n, n_given = _check_draws(draws, base, config.n_sites, max_draws)
-    rows = _lever_rows(model, levers, base, set(vals), "adopted")
+    rows = _lever_rows(model, levers, base, set(vals), "adopted", network is not None)
     levers = [r["name"] for r in rows]  # one derivative per lever (group)
     if not vals:  # the config's values: one draw (the population as is gives vmap its batch axis)
         vals = {pop_name: np.asarray(base[pop_name], np.float64)[None]}
