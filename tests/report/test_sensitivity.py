@@ -112,7 +112,7 @@ def test_levers_not_in_the_bundled_model(bundled):
     assert "read by no equation" in reason["implementation_support"]  # implementation_order = 0
     assert "recognition_baseline = 1" in reason["barriers"]
     assert "pilot_evidence = 0" in reason["innovation_conditions"] and "adopter_evidence = 0" in reason["innovation_conditions"]
-    assert "pilot_evidence = 0" in reason["evidence_sharing"]
+    assert "without a network" in reason["evidence_sharing"]  # the towns are not linked: network(x) = 0
     # the structural verdict agrees with autodiff: exactly zero derivatives in every draw ...
     inert = [lv for lv, s in status.items() if s != "active"]
     assert (e["elasticity"].sel(lever=inert).values == 0.0).all() and e["zero_over_draws"].sel(lever=inert).all()
