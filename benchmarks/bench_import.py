@@ -115,26 +115,32 @@ def _pysd_columns(model, columns: list[str]) -> list[str]:
 
 
 def agree(sj: dict, ps: dict, columns: list[str]) -> float:
-    """Largest relative difference between the two sides over the compared columns."""
+    """Largest relative difference between the two sides over the compared columns (PySD writes
+    an array's elements as columns ``Name[a,b]``; spreadjax expands them to ``name__a__b``)."""
+    from spreadjax.sdimport._ir import canonical_name
+
     frame = ps["frame"]
-    worst = 0.0
     times = np.asarray(frame.index, float)
+    rows = np.searchsorted(np.round(sj["ts"], 9), np.round(times, 9))
+    worst = 0.0
     for col, name in zip(columns, ps["names"]):
-        ours = _ours(sj["out"], col)
-        theirs = np.stack([np.asarray(v, float).ravel() for v in frame[name].to_numpy()])
-        ours = ours[np.searchsorted(np.round(sj["ts"], 9), np.round(times, 9))]
-        theirs = theirs.reshape(ours.shape)
-        worst = max(worst, float(np.max(np.abs(ours - theirs) / np.maximum(1e-12, np.abs(theirs)))))
+        for c in frame.columns:
+            if c == name:
+                ours_name = col
+            elif c.startswith(name + "["):
+                ours_name = col + "".join("__" + canonical_name(e) for e in c[len(name) + 1:-1].split(","))
+            else:
+                continue
+            ours = np.asarray(sj["out"][ours_name])
+            ours = (ours if ours.ndim == 1 else ours[:, 0])[rows]
+            worst = max(worst, _rel(ours, np.asarray(frame[c], float)))
     return worst
 
 
-def _ours(out: dict, col: str) -> np.ndarray:
-    """(time, elements) of a variable: expanded array elements (``name__...``) in sorted order
-    of definition, or the variable itself."""
-    if col in out:
-        return np.asarray(out[col])[:, :1]
-    parts = [k for k in out if k.startswith(col + "__")]
-    return np.concatenate([np.asarray(out[k])[:, :1] for k in parts], axis=1)
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest difference relative to the larger magnitude, with a floor of 1e-9 (round-off of
+    values that should be 0 is ~1e-15 on both sides)."""
+    return float(np.max(np.abs(a - b) / np.maximum(1e-9, np.maximum(np.abs(a), np.abs(b)))))
 
 
 def batch(sj: dict, ps: dict, param: str, columns: list[str], sample: int) -> dict[str, Any]:
@@ -164,9 +170,10 @@ def batch(sj: dict, ps: dict, param: str, columns: list[str], sample: int) -> di
     worst = 0.0
     for m, frame in enumerate(frames):
         for col, name in zip(columns, ps["names"]):
-            ours = np.asarray(out[col])[m, :, 0]
+            ours = np.asarray(out[col])[m]
+            ours = ours if ours.ndim == 1 else ours[:, 0]
             theirs = np.asarray(frame[name], float)
-            worst = max(worst, float(np.max(np.abs(ours - theirs) / np.maximum(1e-12, np.abs(theirs)))))
+            worst = max(worst, _rel(ours, theirs))
     scaled = loop_s * MEMBERS / sample
     return {"parameter": param, "members": MEMBERS, "pysd_sample": sample, "spreadjax_first_s": first_s,
             "spreadjax_warm_s": warm_s, "pysd_loop_s_scaled": scaled, "ratio_pysd_over_spreadjax_warm": scaled / warm_s,
