@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from ._spec import Model
 
-__all__ = ["LeverInfluence", "lever_influence", "product_groups", "equations"]
+__all__ = ["LeverInfluence", "chain_owner", "equations", "lever_influence", "product_groups", "structural_from"]
 
 
 def equations(model: Model) -> Iterator[tuple[str, str, ast.expr]]:
