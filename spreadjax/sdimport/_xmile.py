@@ -343,13 +343,16 @@ class _Parser:
     def reference(self, raw: str, subs: tuple[str, ...]) -> Node:
         low = raw.lower()
         if not subs and low in _CLOCK and canonical_name(raw) not in self.ctx.names:
-            return Ref(_CLOCK[low])
+            return self.clock(low)
         if not subs and low in ("pi", "inf") and canonical_name(raw) not in self.ctx.names:
             return Num(math.pi if low == "pi" else math.inf)
         if "." in raw and canonical_name(raw) not in self.ctx.names:
             raise self.error(f"module reference {raw!r}: XMILE modules are not supported")
         name = canonical_name(raw)
         if name not in self.ctx.names:
+            if self.tok.kind == "name":  # "EXPRESSION MACRO(x)": a macro call Stella wrote with spaces
+                raise self.error(f"unknown name {raw + ' ' + self.tok.text!r} (a macro call? XMILE macros "
+                                 "are not supported)")
             raise self.error(f"unknown variable {raw!r}")
         return Ref(name, self.ctx.resolve_subscripts(name, subs, self))
 
@@ -384,7 +387,7 @@ class _Parser:
         if fn in ("PI", "INF") and n == 0:
             return Num(math.pi if fn == "PI" else math.inf)
         if fn in ("TIME", "DT", "STARTTIME", "STOPTIME") and n == 0:
-            return Ref(_CLOCK[fn.lower()])
+            return self.clock(fn.lower())
         if fn == "LOOKUP":
             arity(2)
             table = args[0]
@@ -414,12 +417,18 @@ class _Parser:
             return Call("RAMP", (args[0], args[1], args[2] if n == 3 else Num(math.inf)))
         if fn == "PULSE":
             arity(2, 3)
-            dt = Ref("time_step")
+            dt = self.clock("dt")
             height = BinOp("/", args[0], dt)
             if n == 2 or (isinstance(args[2], Num) and args[2].value == 0):
                 return BinOp("*", height, Call("PULSE", (args[1], dt)))
             return BinOp("*", height, Call("PULSE_TRAIN", (args[1], dt, args[2], Num(math.inf))))
         raise self.error(f"unsupported XMILE function {raw}()")
+
+    def clock(self, word: str) -> Ref:
+        """TIME, DT, STARTTIME or STOPTIME, as Vensim's control variables (noted, so that the
+        project defines the ones a model reads)."""
+        self.ctx.clock_used.add(_CLOCK[word])
+        return Ref(_CLOCK[word])
 
     def _summed(self, arg: Node, fn: str) -> Node:
         """``a[*]`` or ``a[dim]`` inside an array reduction -> ``Ref(a, ("dim!",))``."""
@@ -446,6 +455,7 @@ class _Context:
     dimensions: dict[str, tuple[str, ...]]  # canonical dimension -> canonical elements
     lookups: dict[str, str]  # name callable as f(x) -> its lookup variable
     lookup_of: dict[str, str]  # the same, for LOOKUP(name, x)
+    clock_used: set[str] = field(default_factory=set)  # "time", "time_step", ... read by equations
 
     def resolve_subscripts(self, name: str, subs: tuple[str, ...], parser: _Parser) -> tuple[str, ...]:
         if not subs:
@@ -745,6 +755,12 @@ def parse(path: str | Path) -> Project:
                             units=units, doc=doc, line=el.line,
                             non_negative=non_negative if el.tag == "flow" else False))
 
+    # DT, STARTTIME and STOPTIME become the constants a Vensim file would define
+    for name, value, src in (("time_step", dt, "DT"), ("initial_time", start, "STARTTIME"),
+                             ("final_time", stop, "STOPTIME")):
+        if name in ctx.clock_used and name not in names:
+            out.append(Variable(name=name, source_name=src, kind="constant", equation=Num(value),
+                                units=specs.attrib.get("time_units", ""), line=specs.line))
     return Project(
         path=str(path),
         variables=tuple(out),

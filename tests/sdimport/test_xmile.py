@@ -7,6 +7,7 @@ import math
 import operator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from spreadjax._errors import ModelError
@@ -262,3 +263,40 @@ def test_vendored_suite_parses():
     for f, reason in failed.items():
         assert any(r in reason for r in expected_reasons), (f, reason)
     assert len(files) - len(failed) == 88
+
+
+def test_time_functions_end_to_end_against_closed_forms(tmp_path):
+    """SMTH1/SMTH3, DELAY3/DELAYN of a step, RAMP, PULSE and an extrapolating gf, imported and
+    run (RK4, dt = 1/64), against their closed forms. DT is read by PULSE without the model
+    defining it: the reader supplies it from <sim_specs>."""
+    from spreadjax.core import RK4, Simulation, compile_model
+    from spreadjax.sdimport import import_model
+
+    body = (
+        aux("x", "STEP(900, 4)") + aux("s1", "SMTH1(x, 3)") + aux("s3", "SMTH3(x, 3)")
+        + aux("d3", "DELAY3(x, 3)") + aux("dn", "DELAYN(x, 3, 5)") + aux("r", "RAMP(2, 1, 5)")
+        + '<gf name="g" type="extrapolate"><xpts>0,10</xpts><ypts>0,5</ypts></gf>\n' + aux("gx", "g(TIME)")
+        + '<stock name="p"><eqn>0</eqn><inflow>pin</inflow></stock><flow name="pin"><eqn>PULSE(7, 3)</eqn></flow>\n'
+    )
+    path = write(tmp_path, body, method="RK4", dt="0.015625")
+    imported = import_model(path)
+    assert (imported.start, imported.end, imported.dt, imported.solver) == (2.0, 14.0, 0.015625, "rk4")
+    cm = compile_model(imported.model)
+    ts = np.arange(2.0, 14.0 + 1e-9, 0.5)
+    names = ("s1", "s3", "d3", "dn", "r", "gx", "p")
+    out = Simulation(cm, tuple(ts), imported.dt, names, solver=RK4(), t0=2.0)(cm.params(dtype="float64"))
+    got = {k: np.asarray(v).reshape(len(ts), -1)[:, 0] for k, v in out.items()}
+    u = np.clip(ts - 4.0, 0.0, None)
+    erlang = lambda k, n: 900 * (1 - np.exp(-k * u) * sum((k * u) ** j / math.factorial(j) for j in range(n)))  # noqa: E731
+    # the step lands on the grid at t = 4, where RK4's stages straddle it: about one step's worth of
+    # error, 900 * dt / T = 4.7 at most, decaying after
+    assert got["s1"] == pytest.approx(900 * (1 - np.exp(-u / 3)), abs=5)
+    assert got["s3"] == pytest.approx(erlang(1.0, 3), abs=5)
+    assert got["d3"] == pytest.approx(erlang(1.0, 3), abs=5)
+    assert got["dn"] == pytest.approx(erlang(5 / 3, 5), abs=5)
+    assert not np.allclose(got["dn"], got["d3"], atol=50)  # the order matters
+    assert got["r"] == pytest.approx(2 * np.clip(np.minimum(ts, 5) - 1, 0, None), abs=1e-9)
+    assert got["gx"] == pytest.approx(ts / 2, abs=1e-9)  # extrapolated beyond x = 10
+    # 7 units added at t = 3 (RK4's last stage of the step ending at 3 sees 1/6 of it already)
+    off = ts != 3.0
+    assert got["p"][off] == pytest.approx(np.where(ts > 3, 7.0, 0.0)[off], abs=1e-9)
