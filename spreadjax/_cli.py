@@ -456,6 +456,44 @@ def run(
     out.print(f"wrote {report} ({time.perf_counter() - started:.0f} s)", highlight=False, markup=False)
 
 
+
+@app.command()
+def design(
+    config: ConfigArg,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("out"),
+    posterior: Annotated[Path | None, typer.Option(help="posterior.nc to draw the futures from.")] = None,
+) -> None:
+    """Optimise the central programme of [design] (how hard to push, where, when to withdraw) over the
+    posterior's futures, by gradient and by differential evolution: writes OUT/design.json, OUT/design.nc."""
+    from ._config import load_config
+
+    try:
+        cfg = load_config(config)
+        cfg.require_model("`spreadjax design`")
+        if cfg.design is None:
+            raise InputError(f"{config}: has no [design] section: add one with the budget to spend (docs/design.md)")
+        if posterior is not None and not posterior.is_file():
+            raise InputError(f"{posterior}: no such posterior file")
+        if posterior is not None and cfg.ensemble.source != "posterior":
+            raise InputError(f"--posterior {posterior}: [ensemble] source = {cfg.ensemble.source!r} draws no "
+                             "posterior; set source = \"posterior\" or drop --posterior")
+        _check_out(out_dir, ("design.json", "design.nc"))
+    except InputError as exc:
+        _fail(exc)
+    from .design import run_design
+    from .design._result import design_json, design_lines
+
+    d = cfg.design
+    out.print(f"design for {cfg.title}: {d.objective.replace('_', ' ')} over {d.draws} future(s), budget "
+              f"{d.budget:g} programme-years", highlight=False, markup=False)
+    with _locked(out_dir, "design"):
+        with _work("nothing was written (design.json and design.nc are written whole at the end)"):
+            with _chunk_progress("objective evaluations") as progress:
+                result = run_design(cfg, out_dir, None if posterior is None else str(posterior), progress)
+    for line in design_lines(design_json(result, cfg)):
+        out.print(line, highlight=False, markup=False)
+    out.print(f"wrote {out_dir / 'design.json'}, {out_dir / 'design.nc'}", highlight=False)
+
 @app.command()
 def backtest(
     config: ConfigArg,
@@ -493,6 +531,30 @@ def backtest(
 
         out.print(f"wrote {plot_backtest(result, out_dir / 'backtest.png')}", highlight=False)
     out.print(f"wrote {out_dir / 'backtest.nc'}, {out_dir / 'backtest.json'}", highlight=False)
+
+
+@app.command()
+def identify(
+    config: ConfigArg,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("out"),
+    posterior: Annotated[Path | None, typer.Option(help="posterior.nc of `spreadjax calibrate` on this config.")] = None,
+    sbc: Annotated[int | None, typer.Option("--sbc", help="Simulation-based calibration with N fits (>= 10).")] = None,
+) -> None:
+    """Can the data tell push from pull? Contraction and correlation of the posterior's push and pull,
+    and simulation-based calibration of the config's structure: writes OUT/identify.json and figures."""
+    from ._config import load_config
+    from .report._identify_job import IDENTIFY_FILES, check_identify_request, run_identify
+
+    try:
+        cfg = load_config(config)
+        check_identify_request(cfg, posterior, sbc)
+        _check_out(out_dir, IDENTIFY_FILES)
+    except InputError as exc:
+        _fail(exc)
+    with _locked(out_dir, "identify"):
+        with _work("nothing was written (identify.json and its figures are written whole at the end)"):
+            run_identify(cfg, out_dir, posterior, sbc, say=lambda text: out.print(text, highlight=False, markup=False))
+    out.print(f"wrote {out_dir / 'identify.json'}", highlight=False)
 
 
 @app.command()

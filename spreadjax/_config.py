@@ -19,7 +19,7 @@ from ._errors import ConfigError, InputError, ModelError, check_keys, check_regu
 
 SECTIONS = ("title", "description", "model", "sites", "parameters", "schedules", "network",
             "simulation", "stochastic", "data", "observation", "priors", "calibration", "scenarios",
-            "ensemble", "run", "backtest", "compare")
+            "ensemble", "run", "backtest", "compare", "design")
 HAZARD = "network_hazard"  # [observation] model of individual-level configs (no stock-and-flow model)
 #: The largest seed: seeds become int32 arrays in JAX (a larger one failed mid-run, after the store was made).
 MAX_SEED = 2**31 - 1
@@ -92,6 +92,7 @@ class Config:
     compare: Any = None  # spreadjax.backtest CompareSettings ([compare] with = other configs), or None
     #: the model read from ``[model] file`` (its options then hold the file's path and SHA-256), or None
     model_spec: Any = field(default=None, compare=False, hash=False, repr=False)
+    design: Any = None  # spreadjax.design DesignSettings ([design]: the programme to optimise), or None
 
     @property
     def n_sites(self) -> int:
@@ -233,11 +234,13 @@ def parse_config(raw: dict, where: str = "<config>") -> Config:
     ensemble = parse_ensemble(raw, where, model, scenarios, simulation,
                               calibration is not None and bool(calibration.priors), known_outputs)
     from .backtest._settings import parse_backtest, parse_compare
+    from .design._settings import parse_design
 
     return Config(where, title, name, tuple(sorted(options.items())), sites, parameters, schedules,
                   network, simulation, stochastic, raw, calibration, scenarios, ensemble,
                   run, data, parse_backtest(raw, where),
-                  parse_compare(raw, where), model if file is not None else None)
+                  parse_compare(raw, where), model if file is not None else None,
+                  design=parse_design(raw, where, model, simulation, n))
 
 
 def _check_observed_names(model, where: str, file: str | None) -> None:

@@ -9,6 +9,7 @@ is already there, so a run that stops resumes where it stopped:
     summary.json, summary.nc             ensemble summaries
     sensitivity.json                     lever elasticities (jax.grad) and Sobol indices
     observed.json, run.json              the observed series and the provenance
+    design.json, design.nc               with [design]: the programme to run (`spreadjax design`)
     report.html                          the report (rebuilt by `spreadjax report DIR`)
 
 With ``--backtest``, ``backtest/``, ``backtest.*`` too, and with a ``[compare]`` section the
@@ -110,6 +111,8 @@ def _run_stages(config: Any, out_dir: Path, say: Say, progress_bar: bool, worker
     write_summaries(config, store, out_dir)
     say("[4/5] which lever matters most: jax.grad elasticities and Sobol indices")
     _sensitivity(config, store, out_dir)
+    if config.design is not None:
+        _design(config, out_dir, posterior, sha, say)
     if backtest:
         from .backtest import run_backtest
 
@@ -205,6 +208,29 @@ def _sensitivity(config: Any, store: Path, out_dir: Path) -> None:
     elasticities = lever_elasticities(config, draws or None)
     sobol = sobol_from_ensemble(ds, scenario=config.ensemble.baseline)
     write_sensitivity(out_dir / "sensitivity.json", elasticities, sobol)
+
+
+def _design(config: Any, out_dir: Path, posterior: Path, sha: str, say: Say) -> None:
+    """``[design]``: the programme optimised over the posterior's futures (design.json, design.nc);
+    kept when this config's design.json is already there."""
+    done = out_dir / "design.json"
+    if done.exists():
+        try:
+            kept = json.loads(done.read_text()).get("config_sha256") == sha
+        except (OSError, ValueError):
+            kept = False
+        if kept:
+            say(f"      {done} is already there for this config: kept")
+            return
+    from .design import run_design
+    from .design._result import design_json, design_lines
+
+    d = config.design
+    say(f"[+] what to do: the programme that does best on {d.objective.replace('_', ' ')}, on a budget of "
+        f"{d.budget:g} programme-years ({d.draws} futures)")
+    result = run_design(config, out_dir, str(posterior))
+    for line in design_lines(design_json(result, config)):
+        say(f"      {line}")
 
 
 def _observed(config: Any, out_dir: Path) -> None:
