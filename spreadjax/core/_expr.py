@@ -40,6 +40,18 @@ FUNCTIONS: dict[str, str] = {
     "network": "network(x): sum over peers j of weight[i, j] * x[j], per site i (0 without a network)",
     "site_sum": "site_sum(x): sum of x over all sites, broadcast back to each site",
     "site_mean": "site_mean(x): mean of x over all sites, broadcast back to each site",
+    "sin": "sine (radians)",
+    "cos": "cosine (radians)",
+    "tan": "tangent (radians)",
+    "arcsin": "inverse sine (radians)",
+    "arccos": "inverse cosine (radians)",
+    "arctan": "inverse tangent (radians)",
+    "sinh": "hyperbolic sine",
+    "cosh": "hyperbolic cosine",
+    "tanh": "hyperbolic tangent",
+    "floor": "largest integer <= x (gradient 0)",
+    "trunc": "x rounded toward zero, as Vensim's INTEGER and XMILE's INT (gradient 0)",
+    "modulo": "modulo(a, b) = a - b * floor(a / b): the remainder with the sign of b (gradient 1 in a)",
 }
 
 _BINOPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)
@@ -171,10 +183,27 @@ def functions(xp: Any, t: Any, network: Callable[[Any], Any] | None) -> dict[str
         # Sites lead: (site,) for one member, (site, member) for a batch of members.
         "site_sum": lambda x: xp.sum(x, axis=0, keepdims=True) + 0 * x,
         "site_mean": lambda x: xp.mean(x, axis=0, keepdims=True) + 0 * x,
+        "sin": xp.sin,
+        "cos": xp.cos,
+        "tan": xp.tan,
+        "arcsin": xp.arcsin,
+        "arccos": xp.arccos,
+        "arctan": xp.arctan,
+        "sinh": xp.sinh,
+        "cosh": xp.cosh,
+        "tanh": xp.tanh,
+        "floor": xp.floor,
+        "trunc": xp.trunc,
+        "modulo": lambda a, b: a - b * xp.floor(a / b),
         "_and": xp.logical_and,
         "_or": xp.logical_or,
         "_not": xp.logical_not,
     }
+
+
+#: Tables with more points than this interpolate by binary search (``interp``); smaller ones as a sum
+#: of clipped segments, which is elementwise arithmetic only (5x faster under vmap on CPU).
+LOOKUP_SEGMENTS_MAX = 32
 
 
 def lookup_function(x: tuple[float, ...], y: tuple[float, ...], extrapolation: str, xp: Any) -> Callable:
@@ -183,27 +212,40 @@ def lookup_function(x: tuple[float, ...], y: tuple[float, ...], extrapolation: s
 
     Piecewise linear between the points. Outside ``[x[0], x[-1]]``: ``"hold"`` keeps the end values,
     ``"linear"`` extends the end segments, ``"step"`` holds each ``y[i]`` from ``x[i]`` until the
-    next point (and ``y[0]`` before ``x[0]``). Differentiable in the argument (almost everywhere)."""
-    xs = xp.asarray(x)
-    ys = xp.asarray(y)
+    next point (and ``y[0]`` before ``x[0]``). Differentiable in the argument: the segment's slope,
+    and at a breakpoint the mean of the slopes on either side."""
     k = len(x)
+    x = tuple(float(v) for v in x)
+    y = tuple(float(v) for v in y)
     if extrapolation == "step":
+        if k > LOOKUP_SEGMENTS_MAX:
+            xs, ys = xp.asarray(x), xp.asarray(y)
+            return lambda v: ys[xp.clip(xp.searchsorted(xs, v, side="right") - 1, 0, k - 1)] + 0 * v
+
         def step(v):
-            v = xp.asarray(v)
-            i = xp.clip(xp.searchsorted(xs, v, side="right") - 1, 0, k - 1)
-            return ys[i] + 0 * v
+            out = 0 * v + y[0]
+            for xi, dy in zip(x[1:], (b - a for a, b in zip(y, y[1:]))):
+                out = out + xp.where(v >= xi, dy, 0.0)
+            return out
         return step
     if k == 1:
-        return lambda v: 0 * xp.asarray(v) + y[0]
-    if extrapolation == "linear":
-        lo_slope = (y[1] - y[0]) / (x[1] - x[0])
-        hi_slope = (y[-1] - y[-2]) / (x[-1] - x[-2])
+        return lambda v: 0 * v + y[0]
+    slopes = tuple((y[i + 1] - y[i]) / (x[i + 1] - x[i]) for i in range(k - 1))
+    if k > LOOKUP_SEGMENTS_MAX:
+        xs, ys = xp.asarray(x), xp.asarray(y)
 
+        def inside(v):
+            return xp.interp(v, xs, ys)
+    else:
+        def inside(v):  # y[0] plus each segment's rise up to v: clamps outside [x[0], x[-1]]
+            out = 0 * v + y[0]
+            for a, b, slope in zip(x, x[1:], slopes):
+                out = out + slope * (xp.clip(v, a, b) - a)
+            return out
+    if extrapolation == "linear":
         def linear(v):
             v = xp.asarray(v)
-            inside = xp.interp(v, xs, ys)
-            below = y[0] + lo_slope * (xp.minimum(v, x[0]) - x[0])
-            above = y[-1] + hi_slope * (xp.maximum(v, x[-1]) - x[-1])
-            return inside + (below - y[0]) + (above - y[-1])
+            return (inside(v) + slopes[0] * (xp.minimum(v, x[0]) - x[0])
+                    + slopes[-1] * (xp.maximum(v, x[-1]) - x[-1]))
         return linear
-    return lambda v: xp.interp(xp.asarray(v), xs, ys)
+    return lambda v: inside(xp.asarray(v))

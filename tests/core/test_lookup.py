@@ -175,3 +175,33 @@ def test_changing_a_value_does_not_recompile_and_lookups_are_hashable():
     for pop in (7.0, 900.0, 450.0):
         rate(cm.params(2, population=pop))
     assert len(traces) == 1
+
+
+@pytest.mark.parametrize("extrapolation", ["hold", "linear", "step"])
+def test_large_tables_take_the_search_path_and_agree_with_numpy(extrapolation):
+    """Tables above LOOKUP_SEGMENTS_MAX points interpolate by search; both paths give numpy's values."""
+    from spreadjax.core._expr import LOOKUP_SEGMENTS_MAX
+
+    rng = np.random.default_rng(7)
+    for k in (LOOKUP_SEGMENTS_MAX, LOOKUP_SEGMENTS_MAX + 9):
+        x = tuple(np.cumsum(rng.uniform(0.1, 1.0, k)).tolist())
+        y = tuple(rng.normal(size=k).tolist())
+        v = np.linspace(x[0] - 2, x[-1] + 2, 301)
+        xa, ya = np.asarray(x), np.asarray(y)
+        if extrapolation == "step":
+            expect = ya[np.clip(np.searchsorted(xa, v, side="right") - 1, 0, k - 1)]
+        else:
+            expect = np.interp(v, xa, ya)
+            if extrapolation == "linear":
+                lo = ya[0] + (ya[1] - ya[0]) / (xa[1] - xa[0]) * (v - xa[0])
+                hi = ya[-1] + (ya[-1] - ya[-2]) / (xa[-1] - xa[-2]) * (v - xa[-1])
+                expect = np.where(v < xa[0], lo, np.where(v > xa[-1], hi, expect))
+        np.testing.assert_allclose(lookup_function(x, y, extrapolation, np)(v), expect, rtol=1e-9, atol=1e-9)
+        got = lookup_function(x, y, extrapolation, jnp)(jnp.asarray(v, jnp.float32))
+        np.testing.assert_allclose(np.asarray(got), expect, rtol=2e-4, atol=2e-4)
+
+
+def test_gradient_at_a_breakpoint_is_the_mean_of_the_two_slopes():
+    f = lookup_function(X, Y, "hold", jnp)
+    assert float(jax.grad(f)(1.0)) == pytest.approx(0.5 * (-0.4 + -0.5))  # slopes -0.4 before, -0.5 after
+    assert float(jax.grad(f)(5.0)) == 0.0  # held flat beyond the last point
