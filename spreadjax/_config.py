@@ -645,7 +645,9 @@ def _simulation(raw: dict, model, where: str) -> SimulationConfig:
         if not 0 < v < (1 if key == "rtol" else math.inf):  # a relative error of 100% checks nothing
             raise ConfigError(f"{where}: [simulation] {key} = {v:g} must be positive and finite"
                               + (", below 1" if key == "rtol" else ""))
-    outputs = s.get("outputs", ["adopted"])
+    # the flagship's adopted stock; a user model without one saves its stocks
+    default = ["adopted"] if model.names.get("adopted") == "stock" else [st.name for st in model.stocks]
+    outputs = s.get("outputs", default)
     if not isinstance(outputs, list) or not outputs or not all(isinstance(o, str) for o in outputs):
         raise ConfigError(f"{where}: [simulation] outputs must be a non-empty list of names, got {outputs!r}")
     valid = [n for n, k in model.names.items() if k != "parameter"]

@@ -149,6 +149,19 @@ def test_config_simulation_matches_an_independent_ode_solution(tmp_path):
     ds.close()
 
 
+def test_a_model_without_adopted_saves_its_stocks_and_plots_them(tmp_path):
+    """No ``[simulation] outputs`` and no ``adopted`` stock: the stocks are saved and drawn, one panel each."""
+    path = _config(tmp_path)
+    path.write_text(path.read_text().replace('outputs = ["waiting", "treated", "treated_total", "load"]\n', ""))
+    assert load_config(path).simulation.outputs == ("waiting", "treated", "treated_total")
+    result = runner.invoke(app, ["simulate", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    png = (tmp_path / "out" / "simulation.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+    with xr.open_dataset(tmp_path / "out" / "simulation.nc") as ds:
+        np.testing.assert_allclose(ds["waiting"] + ds["treated"], np.broadcast_to([7.0, 900.0], (9, 2)), rtol=1e-9)
+
+
 def test_an_edited_model_file_changes_every_identity(tmp_path):
     from spreadjax._jobs import config_hash
     from spreadjax.calibrate._identity import calibration_identity
