@@ -531,6 +531,8 @@ class _Page:
         sub.append(f"horizon {esc(self.horizon)}")
         if self.run.get("finished"):
             sub.append(f"run finished {esc(self.run['finished'])}")
+        from ._design_section import design_section
+
         sections = [
             ("headline", "What to expect", self.sec_headline()),
             ("backtest", "How well did the model forecast the past?", self.sec_backtest()),
@@ -539,6 +541,8 @@ class _Page:
             ("futures", "How adoption may unfold", self.sec_futures()),
             ("pace", "Pace and extent", self.sec_pace()),
             ("levers", "Which lever matters most", self.sec_levers()),
+            *([("design", "What to do", design_section(self.inp.dir, (self.run.get("model") or {}).get("levers")))]
+              if (self.inp.dir / "design.json").exists() else []),
             ("calibration", "How well the model fits the data", self.sec_calibration()),
             ("model", "The model, its assumptions and limits", self.sec_model()),
             ("reproducibility", "Reproducibility", self.sec_repro()),
