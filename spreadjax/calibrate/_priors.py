@@ -17,7 +17,7 @@ A :class:`Prior` names a numpyro distribution and its arguments, and how sites s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpyro
@@ -51,6 +51,10 @@ class Prior:
     args: tuple[tuple[str, float], ...]
     pooling: str = "complete"
     group_scale: float = 0.5
+    #: 0 for a parameter; ``k`` for a schedule's ``k`` breakpoint values, one draw each, shared by all
+    #: sites (a time-varying input estimated from the data). Left out of the repr, which is part of a
+    #: config's identity: the breakpoints are already there through the config's schedules.
+    breakpoints: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLING:
@@ -155,9 +159,13 @@ def _pooling(table: dict, label: str, where: str) -> str:
 def sample_parameter(prior: Prior, n_sites: int) -> Any:
     """Sample ``prior`` inside a numpyro model; returns a scalar (complete pooling) or ``(site,)``.
 
-    Sample sites: with partial pooling ``{name}_pop`` is the population-level value, ``{name}_tau``
+    A schedule's prior (``breakpoints > 0``) draws one value per breakpoint, ``(breakpoint,)``,
+    shared by all sites. Sample sites: with partial pooling ``{name}_pop`` is the population-level value, ``{name}_tau``
     the between-site scale and ``{name}_z`` the standardised site offsets; otherwise ``{name}``.
     """
+    if prior.breakpoints:
+        with numpyro.plate(f"{prior.name}_breakpoint", prior.breakpoints):
+            return numpyro.sample(prior.name, prior.distribution())
     if prior.pooling == "none":
         with numpyro.plate("site", n_sites):
             return numpyro.sample(prior.name, prior.distribution())

@@ -103,10 +103,16 @@ class CalibrationProblem:
         return len(self.data.sites)
 
     def params(self, values: dict[str, Any]) -> dict:
-        """Base parameters with ``values`` (scalars or ``(site,)``) substituted."""
+        """Base parameters with ``values`` (scalars or ``(site,)``; a schedule's ``(breakpoint,)``
+        values, shared by the sites) substituted."""
         params = dict(self.base_params)
         for name, value in values.items():
             like = params[name]
+            if isinstance(like, dict):  # a schedule: {"times": (k,), "values": (k, site)}
+                shape = like["values"].shape
+                value = jnp.broadcast_to(jnp.asarray(value, like["values"].dtype)[:, None], shape)
+                params[name] = {**like, "values": value}
+                continue
             params[name] = jnp.broadcast_to(jnp.asarray(value, like.dtype), like.shape)
         return params
 
@@ -119,7 +125,8 @@ class CalibrationProblem:
         if not forward:
             return run(values)
         # sites independent: no network and no site_sum/site_mean (any other callable: assume coupled)
-        independent = self.network is None and not getattr(getattr(self.sim, "model", None), "couples_sites", True)
+        independent = (self.network is None and not getattr(getattr(self.sim, "model", None), "couples_sites", True)
+                       and not any(p.breakpoints for p in self.priors))  # a schedule shared by the sites couples them
         return forward_sensitivities(run, independent_sites=independent)(values)
 
     def model(self, observe: bool = True) -> None:

@@ -131,7 +131,9 @@ def _dataset(values: Mapping[str, np.ndarray], problem: CalibrationProblem, attr
     chains, draws = first.shape[:2]
     coords = {"chain": np.arange(chains), "draw": np.arange(draws), "site": list(problem.data.sites),
               "time": problem.data.times}
-    data = {k: (_dims(k, np.asarray(v), n), np.asarray(v)) for k, v in values.items()}
+    breakpoints = {p.name for p in problem.priors if p.breakpoints}  # a schedule's values: (chain, draw, breakpoint)
+    data = {k: (("chain", "draw", f"{k}_breakpoint") if k in breakpoints and np.ndim(v) == 3
+                else _dims(k, np.asarray(v), n), np.asarray(v)) for k, v in values.items()}
     ds = xr.Dataset(data, coords=coords)
     ds = ds.drop_vars([c for c in ("site", "time") if c not in ds.dims])
     ds.attrs.update(attrs)

@@ -60,7 +60,7 @@ def parse_calibration(raw: dict, where: str, model: Any, fixed: dict[str, Any]) 
         raise ConfigError(f"{where}: [{present[0]}] needs a [data] section with the observations to fit")
     data = _data(_table(raw, "data", where), where)
     obs = _observation(_table(raw, "observation", where), where)
-    priors = _priors(_table(raw, "priors", where), where, model, fixed)
+    priors = _priors(_table(raw, "priors", where), where, model, fixed, _table(raw, "schedules", where))
     settings = _settings(_table(raw, "calibration", where), where)
     return Calibration(data, obs, priors, settings)
 
@@ -163,12 +163,16 @@ def _observation(table: dict, where: str) -> Observation:
     return Observation(kind, prior)
 
 
-def _priors(table: dict, where: str, model: Any, fixed: dict[str, Any]) -> tuple[Prior, ...]:
+def _priors(table: dict, where: str, model: Any, fixed: dict[str, Any], schedules: dict) -> tuple[Prior, ...]:
     if not table:
         raise ConfigError(f"{where}: [priors] is empty: give at least one free parameter a prior")
     known = {p.name: p for p in model.parameters}
     out = []
     for name, spec in table.items():
+        sched = next((s for s in model.schedules if s.name == name), None)
+        if sched is not None:
+            out.append(_schedule_prior(name, spec, where, sched, schedules))
+            continue
         if name not in known:
             raise ConfigError(f"{where}: [priors] unknown parameter {name!r}; known: {', '.join(sorted(known))}")
         if name in fixed:
@@ -176,6 +180,21 @@ def _priors(table: dict, where: str, model: Any, fixed: dict[str, Any]) -> tuple
         p = known[name]
         out.append(parse_prior(name, spec, where, p.lower, p.upper))
     return tuple(out)
+
+
+def _schedule_prior(name: str, spec: Any, where: str, sched: Any, schedules: dict) -> Prior:
+    """A prior on a schedule's values: one independent draw per breakpoint of ``[schedules.NAME]``
+    (the model's own breakpoints when the config gives none), shared by all sites."""
+    import dataclasses
+
+    prior = parse_prior(name, spec, where, sched.lower, sched.upper)
+    if prior.pooling != "complete":
+        raise ConfigError(f"{where}: [priors.{name}] is a schedule: each breakpoint's value is shared by all "
+                          f"sites; remove pooling = {prior.pooling!r} (and hierarchical)")
+    given = schedules.get(name)
+    times = given.get("times") if isinstance(given, dict) else None
+    k = len(times) if isinstance(times, list) and times else len(sched.times)
+    return dataclasses.replace(prior, breakpoints=k)
 
 
 def _settings(table: dict, where: str) -> CalibrationSettings:
