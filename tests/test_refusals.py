@@ -417,6 +417,43 @@ CASES = {
         lambda t: ["check", _user_model(t, CLINIC.replace("effect_of_load(waiting / capacity)", "effect_of_load"))],
         "'effect_of_load' is a lookup; call it with one argument"),
     "model-file-not-toml": (lambda t: ["check", _user_model(t, "[model\nname = 1\n")], "clinic.toml: not valid TOML"),
+    # -- programme design: [design] and `spreadjax design` (docs/design.md)
+    "design-unknown-key": (lambda t: ["check", cfg(t, model_toml(extra="[design]\nbudget = 1.0\nbudgte = 2\n"))],
+                           "[design] unknown key 'budgte'; did you mean 'budget'?"),
+    "design-objective": (lambda t: ["check", cfg(t, model_toml(extra="[design]\nbudget = 1.0\nobjective = \"max\"\n"))],
+                         "[design] objective = 'max': expected one of expected_adoption"),
+    "design-target-missing": (lambda t: ["check", cfg(t, model_toml(
+        extra="[design]\nbudget = 1.0\nobjective = \"cvar_shortfall\"\n"))],
+        "[design] objective = 'cvar_shortfall' needs target"),
+    "design-budget-missing": (lambda t: ["check", cfg(t, model_toml(extra="[design]\nknots = [0.0]\n"))],
+                              "[design] budget is missing"),
+    "design-budget-below-floor": (lambda t: ["check", cfg(t, model_toml(
+        extra="[design]\nbudget = 0.1\nintensity = [0.5, 1.0]\n"))],
+        "[design] budget = 0.1 programme-years is below the floor"),
+    "design-withdraw-after-horizon": (lambda t: ["check", cfg(t, model_toml(
+        extra="[design]\nbudget = 1.0\nwithdraw = [0.5, 3.0]\n"))],
+        "must lie after the start (0) and by the horizon (1 years)"),
+    "design-min-duration-too-long": (lambda t: ["check", cfg(t, model_toml(
+        extra="[design]\nbudget = 1.0\nwithdraw = [0.25, 0.5]\nmin_duration = 0.75\n"))],
+        "[design] min_duration = 0.75 years ends after the latest withdrawal"),
+    "design-knots-not-at-start": (lambda t: ["check", cfg(t, model_toml(extra="[design]\nbudget = 1.0\nknots = [0.25]\n"))],
+                                  "[design] knots[0] = 0.25: the first piece starts at the simulation start"),
+    "design-date-without-start-date": (lambda t: ["check", cfg(t, model_toml(
+        extra="[design]\nbudget = 1.0\nhorizon = \"2026-01-01\"\n"))],
+        "[design] horizon = '2026-01-01' is a date but [simulation] has no start_date"),
+    "design-baseline-overspends": (lambda t: ["check", cfg(t, model_toml(
+        extra="[design]\nbudget = 1.0\nbaseline = { intensity = 1.0 }\n"))],
+        "[design] baseline spends 2 programme-years"),
+    "design-draws-zero": (lambda t: ["check", cfg(t, model_toml(extra="[design]\nbudget = 1.0\ndraws = 0\n"))],
+                          "[design] draws = 0: expected a whole number from 1"),
+    "design-no-section": (lambda t: ["design", cfg(t, model_toml()), "--out", t / "out"],
+                          "cfg.toml: has no [design] section"),
+    "design-posterior-missing": (lambda t: ["design", cfg(t, model_toml(extra="[design]\nbudget = 1.0\n")), "--out",
+                                            t / "out", "--posterior", t / "nope.nc"],
+                                 "nope.nc: no such posterior file"),
+    "design-out-is-file": (lambda t: ["design", cfg(t, model_toml(extra="[design]\nbudget = 1.0\n")), "--out",
+                                      t / "counts.csv"],
+                           "exists and is not a folder"),
 }
 
 #: a user model file: a waiting list treated more slowly as the clinic fills (a lookup)
