@@ -29,7 +29,7 @@ from tests.report.test_html import CHROMIUM, assert_renders_offline
 runner = CliRunner()
 BUNDLED = Path(__file__).resolve().parents[1] / "spreadjax" / "configs" / "medical_innovation.toml"
 SECTIONS = (("headline", "What to expect"), ("backtest", "How well did the model forecast the past?"), ("futures", "How adoption may unfold"), ("pace", "Pace and extent"),
-            ("levers", "Which lever matters most"), ("calibration", "How well the model fits the data"),
+            ("levers", "Which lever matters most"), ("design", "What to do"), ("calibration", "How well the model fits the data"),
             ("model", "The model, its assumptions and limits"), ("reproducibility", "Reproducibility"))
 PNGS = ("predictive.png", "trace_rank.png", "prior_posterior.png")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -69,6 +69,7 @@ def reduced_config() -> dict:
     raw["calibration"].update(chains=2, warmup=100, samples=100, prior_draws=50)
     raw["ensemble"].update(draws=40, replicates=2, chunk_size=20)
     raw["run"]["sensitivity_draws"] = 10
+    raw["design"].update(draws=20, steps=40, starts=1, de_generations=3)  # the step runs; its numbers: tests/design
     raw.pop("compare")  # its configs lie beside the bundled one, not in the test's folder
     return raw
 
