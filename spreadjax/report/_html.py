@@ -941,6 +941,9 @@ class _Page:
         else:
             out += _missing("the predictive figure (<code>predictive.png</code>) is not in this folder.")
         out += self._parameter_table()
+        from ._identify_section import identify_paragraph
+
+        out += identify_paragraph(inp.posterior)  # can the data tell push from pull?
         extra = [n for n in ("trace_rank.png", "prior_posterior.png") if n in inp.pngs]
         if extra:
             figs = "".join(_fig(_png_uri(inp.pngs[n]), CALIBRATION_PNGS[n], esc(CALIBRATION_PNGS[n])) for n in extra)
