@@ -179,6 +179,20 @@ def test_an_edited_model_file_changes_every_identity(tmp_path):
     assert after.build_model().lookups[0].y == (1.0, 1.0, 0.7, 0.3)
 
 
+def test_the_posterior_identity_follows_the_content_not_the_path(tmp_path, monkeypatch):
+    """The same model file reached from another working folder (or copied) is the same model."""
+    from spreadjax.calibrate._identity import calibration_identity
+
+    path = _config(tmp_path)
+    here = calibration_identity(load_config(path))["calibrated_model"]
+    monkeypatch.chdir(tmp_path)
+    assert calibration_identity(load_config("cfg.toml"))["calibrated_model"] == here
+    other = tmp_path / "copy"
+    other.mkdir()
+    _config(other)
+    assert calibration_identity(load_config(other / "cfg.toml"))["calibrated_model"] == here
+
+
 def test_the_diagram_is_drawn_from_the_models_own_structure(tmp_path):
     from spreadjax.report._report_figures import model_diagram_svg
 

@@ -32,7 +32,9 @@ def calibration_identity(config: Any) -> dict[str, str]:
 
 
 def _model(config: Any) -> str:
-    return json.dumps([config.model, dict(config.model_options)], sort_keys=True)
+    # a model file counts by its content (SHA-256), not by the path it was reached through
+    options = {k: v for k, v in config.model_options if not (k == "file" and getattr(config, "model_file", None))}
+    return json.dumps([config.model, options], sort_keys=True)
 
 
 def _fit_setup(config: Any) -> str:
