@@ -91,7 +91,11 @@ def output_file(model: Path) -> Path | None:
 def read_output(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(times, {column header: values}) of a canonical output (CSV or TSV, any line endings);
     cells that are not numbers are NaN and left out of the comparison."""
-    text = path.read_text(encoding="utf-8-sig")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:  # Vensim writes Latin-1 outputs (unicode_characters)
+        text = raw.decode("latin-1")
     lines = text.splitlines()
     delimiter = "\t" if "\t" in lines[0] else ","  # headers may hold commas ("x[a,b]")
     rows = [r for r in csv.reader(lines, delimiter=delimiter) if any(c.strip() for c in r)]

@@ -51,7 +51,7 @@ FUNCTIONS: dict[str, str] = {
     "tanh": "hyperbolic tangent",
     "floor": "largest integer <= x (gradient 0)",
     "trunc": "x rounded toward zero, as Vensim's INTEGER and XMILE's INT (gradient 0)",
-    "modulo": "modulo(a, b) = a - b * floor(a / b): the remainder with the sign of b (gradient 1 in a)",
+    "modulo": "modulo(a, b) = a - b * trunc(a / b): the remainder with the sign of a, as C's fmod (gradient 1 in a)",
 }
 
 _BINOPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)
@@ -194,7 +194,7 @@ def functions(xp: Any, t: Any, network: Callable[[Any], Any] | None) -> dict[str
         "tanh": xp.tanh,
         "floor": xp.floor,
         "trunc": xp.trunc,
-        "modulo": lambda a, b: a - b * xp.floor(a / b),
+        "modulo": lambda a, b: a - b * xp.trunc(a / b),
         "_and": xp.logical_and,
         "_or": xp.logical_or,
         "_not": xp.logical_not,

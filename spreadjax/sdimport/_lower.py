@@ -26,7 +26,11 @@ from ._ir import BinOp, Call, Node, Num, Project, Ref, Unary, Variable
 
 #: IR functions with a direct spreadjax equivalent: name -> spreadjax function
 _DIRECT = {"MIN": "min", "MAX": "max", "ABS": "abs", "EXP": "exp", "LN": "log", "SQRT": "sqrt",
-           "STEP": "step", "RAMP": "ramp", "ZIDZ": "safe_div"}
+           "STEP": "step", "RAMP": "ramp", "ZIDZ": "safe_div", "SIN": "sin", "COS": "cos", "TAN": "tan",
+           "ARCSIN": "arcsin", "ARCCOS": "arccos", "ARCTAN": "arctan", "SINH": "sinh", "COSH": "cosh",
+           "TANH": "tanh", "INTEGER": "trunc", "MODULO": "modulo"}
+#: array reductions over a subscript dimension: IR name -> how two terms combine
+_REDUCE = {"SUM": "+", "VMIN": "MIN", "VMAX": "MAX"}
 _OPS = {"+": "+", "-": "-", "*": "*", "/": "/", "^": "**", "<": "<", ">": ">", "<=": "<=",
         ">=": ">=", "=": "==", "<>": "!=", "and": "and", "or": "or"}
 _SMOOTHS = {"SMOOTH": (1, False), "SMOOTHI": (1, True), "SMOOTH3": (3, False), "SMOOTH3I": (3, True),
@@ -147,8 +151,8 @@ class _Lowering:
         if isinstance(node, Unary):
             return Unary(node.op, self.resolve(node.operand, v, binding, site))
         if isinstance(node, Call):
-            if node.fn == "SUM":
-                return self.resolve_sum(node.args[0], v, binding, site)
+            if node.fn in _REDUCE:
+                return self.resolve_sum(node.args[0], v, binding, site, node.fn)
             if node.fn == "LOOKUP_CALL":
                 lk = node.args[0]
                 target = self.vars.get(lk.name)
@@ -206,7 +210,9 @@ class _Lowering:
         name = target.name + "".join(f"__{elements[d]}" for d in target.dims if d != self.site)
         return Ref(name)
 
-    def resolve_sum(self, arg: Node, v: Variable, binding: dict[str, str], site: str | None) -> Node:
+    def resolve_sum(self, arg: Node, v: Variable, binding: dict[str, str], site: str | None,
+                    fn: str = "SUM") -> Node:
+        """``SUM``/``VMIN``/``VMAX`` of ``x[dim!]``: the terms written out, combined."""
         bang = []
         for n in _walk(arg):
             if isinstance(n, Ref):
@@ -214,7 +220,7 @@ class _Lowering:
                     if s.endswith("!") and s[:-1] not in bang:
                         bang.append(s[:-1])
         if not bang:
-            raise self.fail(v, f"{v.source_name!r}: SUM needs a summed dimension, as in SUM(x[dim!])")
+            raise self.fail(v, f"{v.source_name!r}: {fn} needs a summed dimension, as in {fn}(x[dim!])")
         for d in bang:
             if d not in self.dims:
                 raise self.fail(v, f"{v.source_name!r}: SUM over the unknown dimension {d!r}")
@@ -224,6 +230,8 @@ class _Lowering:
             if self.parent[d] == self.site:
                 if d != self.site:
                     raise self.fail(v, f"unsupported construct: SUM over the subrange {d!r} of the site dimension")
+                if fn != "SUM":
+                    raise self.fail(v, f"unsupported construct: {fn} over the site dimension {d!r}")
                 over_sites = True
                 combos = [{**c, d: "*"} for c in combos]
             else:
@@ -236,7 +244,7 @@ class _Lowering:
             terms.append(self.resolve(bound, v, {**binding, **extra}, site))
         total = terms[0]
         for t in terms[1:]:
-            total = BinOp("+", total, t)
+            total = BinOp("+", total, t) if fn == "SUM" else Call(_REDUCE[fn], (total, t))
         return Call("_SITE_SUM", (total,)) if over_sites else total
 
     # -- lowering ------------------------------------------------------------------------------
@@ -251,6 +259,8 @@ class _Lowering:
             for s in self.site_list(v):
                 binding = {**e.combo, **({self.site: s} if s is not None else {})}
                 e.eqs[s] = self.resolve(self.element_node(v, e.combo, s), v, binding, s)
+                if v.non_negative and v.kind == "aux":  # an XMILE non-negative flow: max(0, rate)
+                    e.eqs[s] = Call("MAX", (Num(0.0), e.eqs[s]))
                 if v.kind == "stock":
                     e.inits[s] = self.resolve(self.element_node(v, e.combo, s, init=True), v, binding, s)
         parameters, auxes, stocks, flows, lookups = [], [], [], [], []
@@ -289,6 +299,11 @@ class _Lowering:
                 continue
             per_site = [_terms(x) for x in e.eqs.values()]
             terms = per_site[0] if all(t == per_site[0] for t in per_site) else None
+            if e.var.non_negative:  # limited below by the stock itself: one net flow (below)
+                if self.p.method != "euler":
+                    raise self.fail(e.var, f"unsupported construct: the non-negative stock {e.label!r} "
+                                           f"with {self.p.method.upper()} (XMILE defines it for Euler steps)")
+                terms = None
             ok = terms is not None and all(
                 name in self.entries and self.entries[name].var.kind == "aux" and name not in constant
                 and name not in whole_smooth for _, name in terms)
@@ -323,6 +338,8 @@ class _Lowering:
             else:
                 stocks.append(Stock(n, init, v.units or "1", v.doc, counted=False))
                 rate = self.per_site(e, lambda s: self.expr(e.eqs[s], e))
+                if v.non_negative:  # Euler: stock + dt * max(net, -stock / dt) = max(stock + dt * net, 0)
+                    rate = f"max({rate}, -{n} / {float(self.p.dt)!r})"
                 flows.append(Flow(f"{n}_net", rate, None, n, doc=f"net rate of {e.label}"))
         for n, e in self.entries.items():
             if n not in lowered:
@@ -405,6 +422,12 @@ class _Lowering:
             w = dt if _is_number(width) and _number(width) == 0 else (
                 f"where({r(width)} == 0, {dt}, {r(width)})" if not _is_number(width) else r(width))
             return f"pulse({r(args[0])}, {w})"
+        if fn == "PULSE_TRAIN":  # (start, width, interval, end): 1 for `width` every `interval`
+            start, width, interval, end = (r(a) for a in args)
+            dt = repr(float(self.p.dt))
+            w = dt if _is_number(args[1]) and _number(args[1]) == 0 else f"where({width} == 0, {dt}, {width})"
+            return (f"where((t >= {start}) and (t < {end}) and (modulo(t - {start}, {interval}) < {w}), "
+                    f"1.0, 0.0)")
         if fn == "RAMP" and len(args) == 2:
             return f"ramp({r(args[0])}, {r(args[1])}, 1e300)"
         if fn == "INITIAL":
@@ -428,12 +451,12 @@ class _Lowering:
         return name
 
     def _order(self, node: Node, e: _Entry) -> int:
-        value = node
-        if isinstance(node, Ref) and node.name in self.entries and node.name in self.constant:
-            value = next(iter(self.entries[node.name].eqs.values()))
-        if not _is_number(value) or _number(value) != int(_number(value)) or _number(value) < 1:
-            raise self.fail(e.var, f"{e.label!r}: the order of a DELAYN/SMOOTHN must be a constant integer >= 1")
-        return int(_number(value))
+        """The order of a DELAYN/SMOOTHN: its value at the start time (Vensim fixes it then)."""
+        value = _fold(self.at_start(node, e, None), self)
+        if value is None or value != int(value) or value < 1:
+            raise self.fail(e.var, f"{e.label!r}: the order of a DELAYN/SMOOTHN must be an integer >= 1 "
+                                   "known before the run")
+        return int(value)
 
     def smooth(self, node: Call, e: _Entry, top: bool) -> str:
         from ..core import Smooth
@@ -508,6 +531,25 @@ class _Lowering:
             return f(args[2] if _DELAYS[fn][1] else args[0])
         if fn == "INITIAL":
             return f(args[0])
+        # the input functions read the clock implicitly: their value at the start time
+        t0 = Num(self.p.start)
+        if fn == "STEP":
+            return Call("IF_THEN_ELSE", (BinOp(">=", t0, f(args[1])), f(args[0]), Num(0.0)))
+        if fn == "RAMP":
+            slope, start = f(args[0]), f(args[1])
+            at = Call("MAX", (t0, start))
+            if len(args) == 3:
+                at = Call("MIN", (at, f(args[2])))
+            return BinOp("*", slope, BinOp("-", at, start))
+        if fn in ("PULSE", "PULSE_TRAIN"):
+            start, width = f(args[0]), f(args[1])
+            width = Call("IF_THEN_ELSE", (BinOp("=", width, Num(0.0)), Num(self.p.dt), width))
+            on = BinOp("and", BinOp(">=", t0, start), BinOp("<", t0, BinOp("+", start, width)))
+            if fn == "PULSE_TRAIN":  # (start, width, interval, end)
+                since = BinOp("-", t0, start)
+                on = BinOp("and", BinOp("and", BinOp(">=", t0, start), BinOp("<", t0, f(args[3]))),
+                           BinOp("<", Call("MODULO", (since, f(args[2]))), width))
+            return Call("IF_THEN_ELSE", (on, Num(1.0), Num(0.0)))
         if fn == "_SITE_SUM" or fn == "LOOKUP_CALL":
             return Call(fn, (args[0], f(args[1])) if fn == "LOOKUP_CALL" else (f(args[0]),))
         return Call(fn, tuple(f(a) for a in args))
@@ -519,6 +561,35 @@ def _num(value: float, e: _Entry, low: _Lowering) -> str:
     if math.isinf(value):
         return "1e999" if value > 0 else "(-1e999)"
     return repr(float(value)) if value >= 0 else f"({float(value)!r})"
+
+
+def _fold(node: Node, low: _Lowering) -> float | None:
+    """The value of a start-time expression of constants and numbers, or None."""
+    import operator
+
+    if _is_number(node):
+        return _number(node)
+    if isinstance(node, Ref) and node.name in low.constant:
+        return _number(next(iter(low.entries[node.name].eqs.values())))
+    if isinstance(node, Unary) and node.op in ("+", "-"):
+        v = _fold(node.operand, low)
+        return None if v is None else (-v if node.op == "-" else v)
+    if isinstance(node, BinOp):
+        a, b = _fold(node.left, low), _fold(node.right, low)
+        ops = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+               "^": operator.pow, "<": operator.lt, ">": operator.gt, "<=": operator.le,
+               ">=": operator.ge, "=": operator.eq, "<>": operator.ne}
+        if a is None or b is None or node.op not in ops or (node.op == "/" and b == 0):
+            return None
+        return float(ops[node.op](a, b))
+    if isinstance(node, Call) and node.fn in ("IF_THEN_ELSE", "MIN", "MAX", "INTEGER"):
+        vals = [_fold(a, low) for a in node.args]
+        if any(v is None for v in vals):
+            return None
+        if node.fn == "IF_THEN_ELSE":
+            return vals[1] if vals[0] else vals[2]
+        return float(min(vals) if node.fn == "MIN" else max(vals) if node.fn == "MAX" else math.trunc(vals[0]))
+    return None
 
 
 def _parents(dims: dict[str, tuple[str, ...]]) -> dict[str, str]:

@@ -26,7 +26,13 @@ BUILTINS: dict[str, tuple[int, ...]] = {
     "DELAYN": (4,), "SMOOTH": (2,), "SMOOTHI": (3,), "SMOOTH3": (2,), "SMOOTH3I": (3,),
     "SMOOTHN": (4,), "PULSE": (2,), "STEP": (2,), "RAMP": (3,), "INITIAL": (1,),
     "WITH_LOOKUP": (2,), "SUM": (1,), "INTEG": (2,), "ZIDZ": (2,), "XIDZ": (3,),
+    "SIN": (1,), "COS": (1,), "TAN": (1,), "ARCSIN": (1,), "ARCCOS": (1,), "ARCTAN": (1,),
+    "SINH": (1,), "COSH": (1,), "TANH": (1,), "INTEGER": (1,), "MODULO": (2,),
+    "PULSE_TRAIN": (4,), "DELAY_FIXED": (3,), "VMIN": (1,), "VMAX": (1,),
 }
+
+#: Vensim spellings of the same builtin: source name -> IR name
+ALIASES = {"DELAY_N": "DELAYN", "SMOOTH_N": "SMOOTHN"}
 
 #: Vensim's simulation-control variables, by canonical name
 CONTROL = {"initial_time": "start", "final_time": "stop", "time_step": "dt", "saveper": "saveper"}
@@ -39,9 +45,10 @@ _GRAMMAR = r"""
 ?not_expr: comp_expr | NOT not_expr -> not_
 ?comp_expr: add_expr | add_expr COMP add_expr -> binop
 ?add_expr: mul_expr | add_expr ADDOP mul_expr -> binop
-?mul_expr: pow_expr | mul_expr MULOP pow_expr -> binop
-?pow_expr: unary | unary POW pow_expr -> binop
-?unary: atom | ADDOP unary -> neg
+?mul_expr: unary | mul_expr MULOP unary -> binop
+?unary: pow_expr | ADDOP unary -> neg
+?pow_expr: atom | atom POW exponent -> binop
+?exponent: pow_expr | ADDOP exponent -> neg
 ?atom: NUMBER -> num
      | name subs? -> ref
      | name "(" [arg ("," arg)*] ")" -> call
@@ -130,6 +137,11 @@ def _to_ir(tree, where: _Where) -> Node:
             fn_source = name_of(ch[0])
             args = tuple(walk(a) for a in ch[1:] if a is not None)
             fn = _fn_name(fn_source)
+            fn = ALIASES.get(fn, fn)
+            if fn == "POWER" and len(args) == 2:
+                return BinOp("^", *args)
+            if fn == "LOG" and len(args) == 2:  # LOG(x, base)
+                return BinOp("/", Call("LN", (args[0],)), Call("LN", (args[1],)))
             if fn in BUILTINS:
                 if len(args) not in BUILTINS[fn]:
                     raise where.fail(
@@ -187,9 +199,9 @@ _UNSUPPORTED_RHS = re.compile(r"^\s*(A FUNCTION OF|GET [A-Za-z0-9 ]+?(?=\s*\()|:
 
 def _split_chunks(text: str) -> list[tuple[str, str, str, int]]:
     """Equations as ``(equation, units, comment, line)``, up to the sketch section."""
-    cut = text.find("\\\\\\---///")
-    if cut >= 0:
-        text = text[:cut]
+    sketch = re.search(r"\\\\\\?---///", text)  # "\\\---///" (Vensim writes 2 or 3 backslashes)
+    if sketch is not None:
+        text = text[:sketch.start()]
     chunks = []
     line = 1
     for raw in text.split("|"):
