@@ -193,6 +193,9 @@ def format_identifiability(ident: Identifiability) -> str:
         for label in ident.correlation:
             lines.append(f"{label:14s} {ident.contraction['push'][label]:22.2f} "
                          f"{ident.contraction['pull'][label]:22.2f} {ident.correlation[label]:+12.2f}")
+    steps = {k.split()[1]: v for k, v in ident.contraction.get("push", {}).items() if k.startswith("breakpoint ")}
+    if steps:  # a time-varying push: its rows above are the mean over breakpoints
+        lines.append("push contraction by breakpoint: " + ", ".join(f"{k}: {v:.2f}" for k, v in steps.items()))
     lines.append(ident.verdict)
     return "\n".join(lines)
 

@@ -129,6 +129,11 @@ def draw_values(config: Any, posterior: str | None = None) -> dict[str, np.ndarr
         return {}
     if s.source == "design":
         return design_values(config, 0, n)
+    timed = [p.name for p in config.calibration.priors if p.breakpoints] if config.calibration else []
+    if timed:  # a (draw, site) table cannot hold a schedule's values per breakpoint
+        raise InputError(f"{config.path}: [priors.{timed[0]}] is a schedule estimated per breakpoint; ensembles "
+                         f"cannot draw it from the {s.source} yet: use [ensemble] source = \"fixed\" or "
+                         "\"design\", or calibrate and identify this config only (docs/identifiability.md)")
     if s.source == "prior":
         return _prior_draws(config, n)
     return _posterior_draws(config, posterior or s.posterior, rng)
