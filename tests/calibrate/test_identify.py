@@ -120,7 +120,7 @@ def test_schedule_prior_is_one_value_per_breakpoint_shared_by_the_sites():
 def test_schedule_prior_refuses_pooling(tmp_path):
     text = (CONFIGS / "medical_innovation_time_varying_push.toml").read_text()
     bad = tmp_path / "bad.toml"
-    bad.write_text(text.replace("concentration0 = 4.0", "concentration0 = 4.0\npooling = \"partial\""))
+    bad.write_text(text.replace("concentration0 = 1.0", "concentration0 = 1.0\npooling = \"partial\""))
     with pytest.raises(ConfigError, match=r"\[priors.programme\] is a schedule: each breakpoint's value is shared"):
         load_config(bad)
 
