@@ -37,6 +37,12 @@ DEFAULT_JSON = ROOT / "benchmarks" / "results" / "sdxorg_conformance.json"
 #: near zero where both values must lie
 REL_TOL = 1e-4
 ZERO_TOL = 1e-6
+#: Some canonical outputs are printed with a fixed number of decimals (``0.04523``): a small value
+#: then has fewer than the 5 significant digits the relative tolerance assumes. A value also
+#: matches when it lies within half a unit of the last printed decimal of such a cell (at least
+#: this many decimals in fixed notation; ``10.0`` or ``25`` get no slack). Records say when a
+#: pass needed it (``"rounding_slack"``).
+PRINTED_DECIMALS_MIN = 4
 
 #: folder name -> construct, first match wins (regular expressions on the folder's name)
 CONSTRUCTS = [
@@ -56,6 +62,31 @@ CONSTRUCTS = [
      r"constant_expressions|rounding|pi$|zeroled|exponentiation|nested_functions", "arithmetic and functions"),
     (r"teacup|SIR|oscillator|game|Lotka|pendulum|Roessler|workforce", "stocks and flows (samples)"),
 ]
+
+
+#: failures that are the suite's own fault, by model path prefix (checked by hand; the model still
+#: runs and counts as failed, the reason is shown beside it and in the JSON as "suite_issue")
+SUITE_ISSUES = {
+    "tests/subscript_1d_arrays/": "the XMILE export holds the equation '???' (Vensim could not translate it)",
+    "tests/subscript_constant_call/": "the XMILE export holds the equation '???'",
+    "tests/subscript_mixed_assembly/": "the XMILE export holds the equation '???'",
+    "tests/subscript_multiples/": "the XMILE export holds the equation '???'",
+    "tests/subscript_subranges/test_subscript_subrange.stmx": "the XMILE export holds the equation '???'",
+    "tests/subscript_subranges/test_subscript_subrange.xmile": "the XMILE export holds the equation '???'",
+    "tests/subscript_subranges_equal/": "the XMILE export holds the equation '???'",
+    "tests/subscript_updimensioning/": "the XMILE export holds the equation '???'",
+    "tests/subscripted_flows/": "the XMILE export holds the equation '???'",
+    "tests/logicals/test_logicals.stmx": "malformed equation 'IF false_input not THEN 1 ELSE 0' in the file",
+    "tests/non_negative_flows/": "the file is not well-formed XML (mismatched tag)",
+    "tests/exp/": "the canonical output is Vensim's single-precision sum: StockA = -5 + 50 * 0.1 is printed "
+                  "as -2.52e-06 (exact: 0, within 1e-6 of zero as spreadjax's -1e-15 is not)",
+    "tests/subscripted_delays/": "single-precision canonical output: 'Stock DelayN' crosses zero, where "
+                                 "Vensim's float32 sum (abs. error ~7e-6 on values of ~60) exceeds 1e-4 relative",
+}
+
+
+def suite_issue(model: str) -> str:
+    return next((why for prefix, why in SUITE_ISSUES.items() if model.startswith(prefix)), "")
 
 
 def construct_of(folder: str) -> str:
@@ -88,9 +119,11 @@ def output_file(model: Path) -> Path | None:
     return None
 
 
-def read_output(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def read_output(path: Path, with_slack: bool = False):
     """(times, {column header: values}) of a canonical output (CSV or TSV, any line endings);
-    cells that are not numbers are NaN and left out of the comparison."""
+    cells that are not numbers are NaN and left out of the comparison. With ``with_slack`` also
+    {column: half a unit in the last printed decimal}, for cells printed in fixed notation with
+    at least 4 decimals (0 otherwise): see :data:`PRINTED_DECIMALS_MIN`."""
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
@@ -101,18 +134,24 @@ def read_output(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     rows = [r for r in csv.reader(lines, delimiter=delimiter) if any(c.strip() for c in r)]
     header = [h.strip() for h in rows[0]]
     data = np.full((len(rows) - 1, len(header)), np.nan)
+    slack = np.zeros_like(data)
     for i, row in enumerate(rows[1:]):
         for j, cell in enumerate(row[: len(header)]):
             try:
                 data[i, j] = float(cell)
             except ValueError:
-                pass
+                continue
+            m = re.fullmatch(r"\s*[+-]?\d*\.(\d+)\s*", cell)
+            if m and len(m.group(1)) >= PRINTED_DECIMALS_MIN:
+                slack[i, j] = 0.5 * 10.0 ** -len(m.group(1))
     columns = {h: data[:, j] for j, h in enumerate(header) if h}
+    slacks = {h: slack[:, j] for j, h in enumerate(header) if h}
     time_key = next((h for h in columns if h.lower() == "time"), None)
     if time_key is None:
         raise ValueError(f"{path}: no Time column")
     times = columns.pop(time_key)
-    return times, columns
+    slacks.pop(time_key)
+    return (times, columns, slacks) if with_slack else (times, columns)
 
 
 def spreadjax_name(column: str) -> str:
@@ -134,14 +173,6 @@ def simulate_imported(imported, times: np.ndarray, names: list[str] | None = Non
     from spreadjax.core import RK4, Euler, Simulation, compile_model
 
     model = imported.model
-    if not model.stocks and not model.delays and not model.smooths:
-        # a model without state (auxiliaries of time only): spreadjax's scan needs one state to
-        # carry, so give it an inert one (the imported variables are untouched)
-        from dataclasses import replace
-
-        from spreadjax.core import Stock
-
-        model = replace(model, stocks=(Stock("sdxorg_runner_clock", init=0.0, counted=False),))
     cm = compile_model(model)
     n_sites = max(1, len(imported.sites))
     params = cm.params(n_sites=n_sites, **{k: np.asarray(v) for k, v in imported.site_values})
@@ -171,12 +202,15 @@ def simulate_imported(imported, times: np.ndarray, names: list[str] | None = Non
     return result, first, warm
 
 
-def matches(ref: np.ndarray, sim: np.ndarray) -> np.ndarray:
-    """The suite's rule, elementwise (NaN reference cells count as matching: nothing to compare)."""
+def matches(ref: np.ndarray, sim: np.ndarray, slack: np.ndarray | None = None) -> np.ndarray:
+    """The suite's rule, elementwise (NaN reference cells count as matching: nothing to compare);
+    ``slack``: the printed precision of each reference cell (see :data:`PRINTED_DECIMALS_MIN`)."""
     diff = np.abs(sim - ref)
     close = (diff <= REL_TOL * np.maximum(np.abs(ref), np.abs(sim))) | (
         (np.abs(ref) <= ZERO_TOL) & (np.abs(sim) <= ZERO_TOL)
     )
+    if slack is not None:
+        close = close | (diff <= slack * (1 + 1e-9))
     return close | np.isnan(ref)
 
 
@@ -189,9 +223,9 @@ def check_model(path: Path) -> dict:
     folder = path.parent.relative_to(SUITE).as_posix()
     record = {"model": rel, "folder": folder, "format": path.suffix.lower().lstrip("."),
               "construct": construct_of(folder), "status": "ERROR", "reason": "",
-              "compared": [], "skipped": [], "import_s": None, "first_run_s": None, "warm_run_s": None}
+              "compared": [], "skipped": [], "rounding_slack": [], "import_s": None, "first_run_s": None, "warm_run_s": None}
     try:
-        times, columns = read_output(output_file(path))
+        times, columns, slacks = read_output(output_file(path), with_slack=True)
         tic = time.perf_counter()
         imported = import_model(path)
         record["import_s"] = time.perf_counter() - tic
@@ -213,7 +247,9 @@ def check_model(path: Path) -> dict:
             continue
         ref = columns[col][keep]
         sim = result[name]
-        ok = matches(ref, sim)
+        ok = matches(ref, sim, slacks[col][keep])
+        if ok.all() and not matches(ref, sim).all():
+            record["rounding_slack"].append(col)
         record["compared"].append(col)
         if not ok.all():
             i = int(np.argmax(~ok))
@@ -233,6 +269,14 @@ def check_model(path: Path) -> dict:
     return record
 
 
+def with_issue(record: dict) -> dict:
+    """Note a known fault of the suite beside a failure (the status stays)."""
+    why = suite_issue(record["model"]) if record["status"] != "PASS" else ""
+    if why:
+        record["suite_issue"] = why
+    return record
+
+
 def summarise(records: list[dict]) -> dict:
     by = {}
     for key in ("construct", "format"):
@@ -242,7 +286,8 @@ def summarise(records: list[dict]) -> dict:
             table[r[key]][0] += r["status"] == "PASS"
         by[key] = {k: {"passed": v[0], "models": v[1]} for k, v in sorted(table.items())}
     passed = sum(r["status"] == "PASS" for r in records)
-    return {"passed": passed, "models": len(records), **by}
+    suite = sum(bool(r.get("suite_issue")) for r in records)
+    return {"passed": passed, "models": len(records), "failed_by_suite_fault": suite, **by}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,9 +301,11 @@ def main(argv: list[str] | None = None) -> int:
     jax.config.update("jax_enable_x64", True)
     records = []
     for path in models(args.only):
-        r = check_model(path)
+        r = with_issue(check_model(path))
         records.append(r)
         extra = f"  ({len(r['compared'])} columns)" if r["status"] == "PASS" else f"  {r['reason']}"
+        if r.get("suite_issue"):
+            extra += f"  [suite's fault: {r['suite_issue']}]"
         print(f"{r['status']:5s} {r['model']}{extra}", flush=True)
     summary = summarise(records)
     print()
@@ -270,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{k:34s} {v['passed']:>3d}/{v['models']:<4d} {100 * v['passed'] / v['models']:5.0f}%")
     print(f"{'all':34s} {summary['passed']:>3d}/{summary['models']:<4d} "
           f"{100 * summary['passed'] / max(1, summary['models']):5.0f}%")
+    print(f"failures that are the suite's own fault (SUITE_ISSUES): {summary['failed_by_suite_fault']}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.json.with_suffix(".json.tmp")
     tmp.write_text(json.dumps({"suite": "SDXorg/test-models@21aab02", "rel_tol": REL_TOL, "zero_tol": ZERO_TOL,

@@ -195,16 +195,25 @@ class CompiledModel:
 
     # -- evaluation -----------------------------------------------------------------------
     def init(self, params: Params, t0: Any = 0.0, xp: Any = None) -> Any:
-        """Initial state ``(state, site)`` from parameter expressions."""
+        """Initial state ``(state, site)`` from parameter expressions. The site axis comes from the
+        parameters (or a schedule's values); a model with neither runs one site, ``(state, 1)``.
+        A model without states (auxiliaries of time only) gives ``(0, site)``."""
         xp = _jnp() if xp is None else xp
         env: dict[str, Any] = {k: v for k, v in params.items() if not isinstance(v, Mapping)}
         env["t"] = t0
         fns = {**functions(xp, t0, None), **self.lookup_functions(xp)}
-        like = params[self.model.parameters[0].name] if self.model.parameters else None
+        if self.model.parameters:
+            like = params[self.model.parameters[0].name]
+        elif self.model.schedules:
+            like = params[self.model.schedules[0].name]["values"][0]
+        else:
+            like = xp.zeros((1,), xp.result_type(float))
         rows = []
         for _, expr, div in self._inits:
             value = expr(env, fns) / div
-            rows.append(xp.zeros_like(like) + value if like is not None else xp.asarray(value))
+            rows.append(xp.zeros_like(like) + value)
+        if not rows:
+            return xp.zeros((0, *xp.shape(like)), xp.result_type(like))
         return xp.stack(rows)
 
     def evaluate(
@@ -239,7 +248,8 @@ class CompiledModel:
     def rhs(self, t: Any, y: Any, params: Params, network: Any = None, xp: Any = None) -> Any:
         """Time derivative ``dy/dt`` ``(state, site)`` in units per year."""
         xp = _jnp() if xp is None else xp
-        return xp.stack(self.rhs_rows(t, y, params, network, xp))
+        rows = self.rhs_rows(t, y, params, network, xp)
+        return xp.stack(rows) if rows else xp.zeros_like(y)
 
     def rhs_rows(self, t: Any, y: Any, params: Params, network: Any = None, xp: Any = None) -> tuple:
         """``dy/dt`` as a tuple of rows, one ``(site, ...)`` array per state; ``y`` may be such a

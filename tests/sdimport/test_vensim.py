@@ -205,7 +205,7 @@ def test_pulse_step_ramp_if_then_else_min_max_and_initial(tmp_path):
     np.testing.assert_allclose(g["m"], np.minimum(t, 3) + np.maximum(t, 1) - 2 + 2, atol=1e-15)
     np.testing.assert_allclose(g["x"], 2 + t, atol=1e-12)
     np.testing.assert_array_equal(g["ix"], 4.0)  # frozen at the start: 2 * 2 + 0
-    np.testing.assert_array_equal(g["negpow"], 4.0)  # Vensim: unary minus binds tighter than ^
+    np.testing.assert_array_equal(g["negpow"], -4.0)  # Vensim: -2^2 = -(2^2)
 
 
 def test_lookups_and_with_lookup_interpolate_and_hold(tmp_path):
@@ -294,7 +294,7 @@ def test_subranges_and_numeric_ranges(tmp_path):
 @pytest.mark.parametrize("equation, construct", [
     ("x= RANDOM NORMAL(0, 1, 0, 1, 0)", "RANDOM NORMAL"),
     ("x= DELAY FIXED(1, 2, 0)", "DELAY FIXED"),
-    ("x= MODULO(5, 2)", "MODULO"),
+    ("x= TREND(Time, 2, 0)", "TREND"),
     ("x= GET XLS DATA('a.xlsx', 'b', 'c', 'd')", "GET XLS DATA"),
     ("x:= 3", "data equation"),
     ("x= A FUNCTION OF(y)", "A FUNCTION OF"),
@@ -387,3 +387,91 @@ def test_the_import_command_refuses_with_one_line_and_exit_2(tmp_path):
     again = runner.invoke(app, ["import", str(good), "--out", str(tmp_path / "a.toml")])
     assert again.exit_code == 2 and "pass --force" in " ".join(again.output.split())
     assert runner.invoke(app, ["import", str(good), "--out", str(tmp_path / "a.toml"), "--force"]).exit_code == 0
+
+
+# -- functions, precedence, INITIAL, PULSE TRAIN, DELAY N, files ------------------------------------
+
+def test_unary_minus_binds_looser_than_power_as_in_vensim(tmp_path):
+    path = mdl(tmp_path, "a= -Time^2", "b= (-Time)^2", "c= 2^-Time", "d= -2^-2 + 0 * Time",
+               "e= 3 - Time^2", "f= POWER(Time, 3)", stop=3, dt=0.5)
+    got, t = run(import_model(path), "abcdef")
+    g = {k: v[:, 0] for k, v in got.items()}
+    np.testing.assert_allclose(g["a"], -(t ** 2), rtol=1e-15)
+    np.testing.assert_allclose(g["b"], t ** 2, rtol=1e-15)
+    np.testing.assert_allclose(g["c"], 2.0 ** -t, rtol=1e-15)
+    np.testing.assert_allclose(g["d"], -0.25, rtol=1e-15)
+    np.testing.assert_allclose(g["e"], 3 - t ** 2, rtol=1e-15)
+    np.testing.assert_allclose(g["f"], t ** 3, rtol=1e-15)
+
+
+def test_trig_rounding_modulo_and_log_match_numpy(tmp_path):
+    path = mdl(tmp_path, "x= Time - 6.5", "s= SIN(x)", "c= COS(x)", "ta= TAN(x / 10)",
+               "ac= ARCCOS(x / 7)", "asn= ARCSIN(x / 7)", "at= ARCTAN(x)", "th= TANH(x)",
+               "i= INTEGER(x)", "md= MODULO(x, 3)", "lg= LOG(Time + 1, 10)", start=0, stop=13, dt=0.5)
+    got, t = run(import_model(path), ("s", "c", "ta", "ac", "asn", "at", "th", "i", "md", "lg"))
+    g = {k: v[:, 0] for k, v in got.items()}
+    x = t - 6.5
+    for name, want in (("s", np.sin(x)), ("c", np.cos(x)), ("ta", np.tan(x / 10)), ("ac", np.arccos(x / 7)),
+                       ("asn", np.arcsin(x / 7)), ("at", np.arctan(x)), ("th", np.tanh(x)),
+                       ("i", np.trunc(x)), ("md", np.fmod(x, 3)), ("lg", np.log10(t + 1))):
+        np.testing.assert_allclose(g[name], want, rtol=1e-13, atol=1e-15, err_msg=name)
+    assert g["md"][0] == -0.5 and g["i"][0] == -6.0  # MODULO(-6.5, 3) = -0.5 (sign of x), INTEGER rounds toward 0
+
+
+def test_initial_of_a_time_varying_expression_is_its_value_at_the_start(tmp_path):
+    # start 3: RAMP(2, 1, 5) is 4 then, STEP(10, 2) is 10, PULSE(3, 1) is 1, PULSE TRAIN on at 3
+    path = mdl(tmp_path, "a= INITIAL(RAMP(2, 1, 5) + 7)", "b= INITIAL(STEP(10, 2) + STEP(1, 4))",
+               "c= INITIAL(PULSE(3, 1) + PULSE TRAIN(1, 0.5, 2, 20))", "d= INITIAL(Time * 2)",
+               "r= RAMP(2, 1, 5)", start=3, stop=8, dt=0.5)
+    got, t = run(import_model(path), "abcdr")
+    g = {k: v[:, 0] for k, v in got.items()}
+    np.testing.assert_array_equal(g["a"], 11.0)
+    np.testing.assert_array_equal(g["b"], 10.0)
+    np.testing.assert_array_equal(g["c"], 2.0)
+    np.testing.assert_array_equal(g["d"], 6.0)
+    np.testing.assert_allclose(g["r"], 2 * (np.clip(t, 1, 5) - 1))  # the ramp itself still moves
+
+
+def test_pulse_train_matches_numpy(tmp_path):
+    path = mdl(tmp_path, "p= PULSE TRAIN(1, 0.5, 2, 7)", "q= PULSE TRAIN(2, 0, 1.5, 100)", stop=10, dt=0.25)
+    got, t = run(import_model(path), "pq")
+    want_p = ((t >= 1) & (t < 7) & (np.fmod(t - 1, 2) < 0.5)).astype(float)
+    want_q = ((t >= 2) & (np.fmod(t - 2, 1.5) < 0.25)).astype(float)  # width 0: one TIME STEP
+    np.testing.assert_array_equal(got["p"][:, 0], want_p)
+    np.testing.assert_array_equal(got["q"][:, 0], want_q)
+    assert want_p.sum() == 6 and want_q.sum() == 6
+
+
+def test_delay_n_spelling_and_an_order_that_changes_later_keeps_its_start_value(tmp_path):
+    base = ("inp= STEP(900, 1)", "order= 2 + STEP(1, 5)")
+    a = run(import_model(mdl(tmp_path, *base, "out= DELAY N(inp, 2, 0, order)", "sm= SMOOTH N(inp, 2, 0, order)",
+                             name="a.mdl", stop=10)), ("out", "sm"))[0]
+    b = run(import_model(mdl(tmp_path, *base, "out= DELAYN(inp, 2, 0, 2)", "sm= SMOOTHN(inp, 2, 0, 2)",
+                             name="b.mdl", stop=10)), ("out", "sm"))[0]
+    np.testing.assert_array_equal(a["out"], b["out"])
+    np.testing.assert_array_equal(a["sm"], b["sm"])
+    assert a["out"][-1, 0] > 800
+
+
+def test_vmin_vmax_and_sum_over_a_dimension(tmp_path):
+    path = mdl(tmp_path, "r: a, b, c", "x[r]= 7, 900, -3", "lo= VMIN(x[r!]) + 0 * Time", "hi= VMAX(x[r!]) + 0 * Time",
+               "tot= SUM(x[r!]) + 0 * Time", stop=1)
+    got, _ = run(import_model(path), ("lo", "hi", "tot"))
+    assert (got["lo"] == -3).all() and (got["hi"] == 900).all() and (got["tot"] == 904).all()
+
+
+def test_two_backslash_sketch_marker_and_latin1_files(tmp_path):
+    text = ("{UTF-8}\nvitesse é= 7 * Time\n~\t\n~\t\t|\n\nFINAL TIME  = 2\n~~|\nINITIAL TIME  = 0\n~~|\n"
+            "TIME STEP  = 1\n~~|\n\\\\---/// Sketch information\nV300\n10,1,vitesse é,1,2,3\n")
+    path = tmp_path / "latin.mdl"
+    path.write_bytes(text.encode("latin-1"))
+    imported = import_model(path)
+    assert ("vitesse", "vitesse é") in imported.names  # decoded as Latin-1, not mangled
+    got, t = run(imported, ("vitesse",))
+    np.testing.assert_array_equal(got["vitesse"][:, 0], 7 * t)
+
+
+def test_a_model_without_stocks_or_parameters_runs_with_a_site_axis(tmp_path):
+    got, t = run(import_model(mdl(tmp_path, "y= Time * Time", stop=2, dt=0.5)), ("y",))
+    assert got["y"].shape == (5, 1)
+    np.testing.assert_allclose(got["y"][:, 0], t ** 2)
