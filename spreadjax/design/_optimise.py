@@ -126,9 +126,11 @@ def evaluate(p: DesignProblem, futures: Futures, budget: float, xs: np.ndarray, 
 
 
 def differential_evolution(p: DesignProblem, futures: Futures, budget: float, generations: int, popsize: int,
-                           seed: int, progress: Callable[[int], None] | None = None) -> Search:
+                           seed: int, progress: Callable[[int], None] | None = None,
+                           callback: Callable[[float], bool] | None = None) -> Search:
     """scipy's differential evolution on the exact objective over the unit box (no polishing: it
-    would take finite-difference gradients)."""
+    would take finite-difference gradients). ``callback(best score so far)`` after each generation
+    may return True to stop (the benchmark's time-to-target)."""
     from scipy.optimize import differential_evolution as de
 
     n = p.n_vars
@@ -142,8 +144,11 @@ def differential_evolution(p: DesignProblem, futures: Futures, budget: float, ge
         return -evaluate(p, futures, budget, xt.T, chunk)
 
     began = time.perf_counter()
+    def each(intermediate_result) -> bool:
+        return bool(callback(-float(intermediate_result.fun))) if callback is not None else False
+
     res = de(f, [(0.0, 1.0)] * n, maxiter=generations, popsize=popsize, seed=seed, polish=False,
-             vectorized=True, updating="deferred", tol=0.0, atol=0.0)
+             vectorized=True, updating="deferred", tol=0.0, atol=0.0, callback=each)
     seconds = time.perf_counter() - began
     return Search("differential evolution (scipy)", np.asarray(res.x, float), float(-res.fun), seconds, calls[0])
 
