@@ -228,9 +228,13 @@ def _design(config: Any, out_dir: Path, posterior: Path, sha: str, say: Say) -> 
     d = config.design
     say(f"[+] what to do: the programme that does best on {d.objective.replace('_', ' ')}, on a budget of "
         f"{d.budget:g} programme-years ({d.draws} futures)")
+    import time
+
+    began = time.perf_counter()
     result = run_design(config, out_dir, str(posterior))
     for line in design_lines(design_json(result, config)):
         say(f"      {line}")
+    say(f"      designed in {time.perf_counter() - began:.0f} s")
 
 
 def _observed(config: Any, out_dir: Path) -> None:
