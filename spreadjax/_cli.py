@@ -477,6 +477,9 @@ def design(
         if posterior is not None and cfg.ensemble.source != "posterior":
             raise InputError(f"--posterior {posterior}: [ensemble] source = {cfg.ensemble.source!r} draws no "
                              "posterior; set source = \"posterior\" or drop --posterior")
+        if posterior is None and cfg.ensemble.source == "posterior" and cfg.ensemble.posterior is None:
+            raise InputError(f"{config}: the futures are posterior draws: pass --posterior FILE (run `spreadjax "
+                             "calibrate` to make one) or set [ensemble] posterior = \"...\"")
         _check_out(out_dir, ("design.json", "design.nc"))
     except InputError as exc:
         _fail(exc)

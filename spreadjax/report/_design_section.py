@@ -105,14 +105,23 @@ def _lever_words(rel: dict[str, Any], levers: dict[str, str]) -> list[str]:
 
 
 def design_section(run_dir: Path, levers: dict[str, str] | None = None) -> str:
-    """HTML of the "What to do" section (a note saying what is missing when design.json is absent)."""
+    """HTML of the "What to do" section (a note saying what is missing when design.json is absent
+    or cannot be read)."""
     path = Path(run_dir) / "design.json"
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
-        o, c, b, g, grid = d["objective"], d["chosen"], d["baseline"], d["gain"], d["grid"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError):
         return ('<p class="missing">No programme design in this run: add a <code>[design]</code> section to the '
                 "config (or run <code>spreadjax design</code>) to see what to do.</p>")
+    try:
+        return _section(d, Path(run_dir), levers)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        return (f'<p class="missing">{_esc(path.name)} could not be read ({_esc(type(exc).__name__)}: {_esc(exc)}); '
+                "run <code>spreadjax design</code> again to rewrite it.</p>")
+
+
+def _section(d: dict[str, Any], run_dir: Path, levers: dict[str, str] | None) -> str:
+    o, c, b, g, grid = d["objective"], d["chosen"], d["baseline"], d["gain"], d["grid"]
     sites = list(d.get("sites") or c["spend"])
     k = d["constraints"]
     horizon = o.get("horizon_date") or f"year {o['horizon']:.2f}"
