@@ -101,7 +101,11 @@ def design_json(result: Any, config: Any) -> dict[str, Any]:
         "searches": searches,
         "reliance": {"levers": result.levers, "budget_elasticity": result.budget_elasticity,
                      "withdrawal_per_year": result.withdrawal_value,
-                     "marginal_per_programme_year": {s: float(v) for s, v in zip(sites, result.marginal)}},
+                     "marginal_per_programme_year": {s: float(v) for s, v in zip(sites, result.marginal)},
+                     "period_elasticity": [{"start": float(knots[k]), "start_date": _date(config, knots[k]),
+                                            "elasticity": {s: float(result.period_elasticity[k, i])
+                                                           for i, s in enumerate(sites)}}
+                                           for k in range(p.n_pieces)]},
     }
 
 
@@ -129,6 +133,8 @@ def design_dataset(result: Any, summary: dict[str, Any]) -> xr.Dataset:
             "grid_score": (("point",), result.grid_scores, {"long_name": "exact score (higher is better)"}),
             "trace": (("start", "iteration"), result.trace, {"long_name": "surrogate score per Adam step"}),
             "x": (("variable",), result.x, {"long_name": "chosen decision in the unit box"}),
+            "period_elasticity": (("period", "site"), result.period_elasticity,
+                                  {"long_name": "d log(mean share) / d log(intensity in the period at the site)"}),
         },
         coords={"time": np.asarray(result.times), "site": list(result.sites), "draw": draws},
         attrs={"schema": SCHEMA, "summary": json.dumps(summary, allow_nan=True)},

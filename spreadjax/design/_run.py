@@ -88,6 +88,7 @@ class DesignResult:
     budget_elasticity: float
     withdrawal_value: float | None  # d mean share / d withdrawal date, per year
     marginal: np.ndarray  # (site,) d mean share per extra programme-year at the site
+    period_elasticity: np.ndarray  # (piece, site) d log(mean share) / d log(intensity in the period there)
 
     @property
     def score(self) -> float:
@@ -133,10 +134,10 @@ def solve_design(config: Any, posterior: str | None = None, progress: Progress |
     from ._problem import score
 
     base_score = float(score(p, jnp.asarray(base_shares), smooth=False))
-    levers, budget_el, w_value, marginal = _reliance(p, futures, jnp.asarray(x, dtype), budget, values)
+    levers, budget_el, w_value, marginal, periods = _reliance(p, futures, jnp.asarray(x, dtype), budget, values)
     return DesignResult(p, d, tuple(config.sites), p.step_times, grad, evo, chosen, np.asarray(x),
                         np.asarray(values, float), np.asarray(base_values, float), shares, base_shares, base_score,
-                        grid, grid_scores, grid_shares, trace, levers, budget_el, w_value, marginal)
+                        grid, grid_scores, grid_shares, trace, levers, budget_el, w_value, marginal, periods)
 
 
 @functools.lru_cache(maxsize=8)
@@ -155,8 +156,9 @@ def _reliance(p: DesignProblem, futures: Futures, x: Any, budget: Any, values: A
     """What the chosen programme relies on, as central differences of the mean share through the
     compiled model (the same compiled function that scores the programmes, so no new compile):
     its elasticity to each lever (``param * exp(+-h)``, all sites together) and to the budget; its
-    slope in the withdrawal date (share per year); and per site, the share gained per extra
-    programme-year spread over the months the programme runs there."""
+    slope in the withdrawal date (share per year); per site, the share gained per extra
+    programme-year spread over the months the programme runs there; and the elasticity to each
+    period's intensity at each site (the design variables; NaN where the programme is off)."""
     import jax.numpy as jnp
 
     share = _share_fn(p)
@@ -197,7 +199,18 @@ def _reliance(p: DesignProblem, futures: Futures, x: Any, budget: Any, values: A
         bump[on, j] = h / (p.dt * on.sum())  # h programme-years, spread evenly over the running steps
         ends = [mean(values + sign * jnp.asarray(bump, values.dtype)) for sign in (1.0, -1.0)]
         marginal[j] = (ends[0] - ends[1]) / (2 * h)
-    return levers, budget_el, w_value, marginal
+    # the design variables: each period's intensity at each site scaled by exp(+-h), the rest held
+    periods = np.full((p.n_pieces, p.n_sites), np.nan)
+    piece = np.asarray(p.piece)
+    for k in range(p.n_pieces):
+        for j in range(p.n_sites):
+            if level <= 0 or not np.any(vals[piece == k, j] > 0):
+                continue
+            mask = np.zeros_like(vals)
+            mask[piece == k, j] = 1.0
+            ends = [mean(values * jnp.asarray(np.exp(sign * h * mask), values.dtype)) for sign in (1.0, -1.0)]
+            periods[k, j] = (ends[0] - ends[1]) / (2 * h) / level
+    return levers, budget_el, w_value, marginal, periods
 
 
 def run_design(config: Any, out_dir: Path, posterior: str | None = None, progress: Progress | None = None) -> DesignResult:

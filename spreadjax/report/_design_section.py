@@ -97,6 +97,14 @@ def _lever_words(rel: dict[str, Any], levers: dict[str, str]) -> list[str]:
         worst = min(m, key=m.get)
         out.append(f"<li><strong>where</strong>: one more programme-year adds {_pts(m[best])} in {_esc(best)}"
                    + (f", {_pts(m[worst])} in {_esc(worst)}" if worst != best else "") + ".</li>")
+    periods = [(e, row.get("start_date") or f"year {row['start']:.2f}", site)
+               for row in rel.get("period_elasticity") or [] for site, e in row["elasticity"].items()
+               if e is not None and math.isfinite(e)]
+    if periods:
+        e, when, site = max(periods)
+        out.append(f"<li><strong>which part of the programme</strong>: the push in {_esc(site)} from {_esc(when)} "
+                   f"counts most (elasticity {e:.2f}: 10% less of it there would cost about {10 * e:.1f}% of the "
+                   "adopters).</li>")
     w = rel.get("withdrawal_per_year")
     if w is not None and math.isfinite(w):
         out.append(f"<li><strong>when to withdraw</strong>: withdrawing a month later on the same budget would "
