@@ -30,7 +30,7 @@ _DIRECT = {"MIN": "min", "MAX": "max", "ABS": "abs", "EXP": "exp", "LN": "log", 
            "ARCSIN": "arcsin", "ARCCOS": "arccos", "ARCTAN": "arctan", "SINH": "sinh", "COSH": "cosh",
            "TANH": "tanh", "INTEGER": "trunc", "MODULO": "modulo"}
 #: array reductions over a subscript dimension: IR name -> how two terms combine
-_REDUCE = {"SUM": "+", "VMIN": "MIN", "VMAX": "MAX"}
+_REDUCE = {"SUM": "+", "PROD": "*", "VMIN": "MIN", "VMAX": "MAX"}
 _OPS = {"+": "+", "-": "-", "*": "*", "/": "/", "^": "**", "<": "<", ">": ">", "<=": "<=",
         ">=": ">=", "=": "==", "<>": "!=", "and": "and", "or": "or"}
 _SMOOTHS = {"SMOOTH": (1, False), "SMOOTHI": (1, True), "SMOOTH3": (3, False), "SMOOTH3I": (3, True),
@@ -64,8 +64,9 @@ class _Entry:
 
     name: str
     var: Variable
-    combo: dict[str, str]  # dimension -> element (non-site dimensions)
+    combo: dict[str, str]  # dimension -> element (non-site dimensions), binding the right-hand side
     label: str
+    key: tuple[str, ...] = ()  # the non-site elements by position (a dimension may repeat: x[d, d])
     eqs: dict[str | None, Node] = field(default_factory=dict)  # site element (or None) -> resolved
     inits: dict[str | None, Node] = field(default_factory=dict)
 
@@ -106,25 +107,30 @@ class _Lowering:
                 if d not in self.dims:
                     raise self.fail(v, f"{v.source_name!r}: unknown subscript dimension {d!r}")
             free = [d for d in v.dims if d != self.site]
-            combos: list[dict[str, str]] = [{}]
+            keys: list[tuple[str, ...]] = [()]
             for d in free:
-                combos = [{**c, d: e} for c in combos for e in self.dims[d]]
-            for combo in combos:
-                name = v.name + "".join(f"__{combo[d]}" for d in free)
-                label = v.source_name + (f"[{', '.join(combo[d] for d in free)}]" if free else "")
+                keys = [k + (e,) for k in keys for e in self.dims[d]]
+            if v.elements and self.site not in v.dims:  # only the elements with an equation
+                defined = {tuple(k) for k, _ in v.elements}
+                keys = [k for k in keys if k in defined]
+            for key in keys:
+                combo = dict(zip(free, key))
+                name = v.name + "".join(f"__{el}" for el in key)
+                label = v.source_name + (f"[{', '.join(key)}]" if free else "")
                 if name in self.entries:
                     raise self.fail(v, f"{label!r} expands to {name!r}, which another variable already uses")
-                entry = _Entry(name, v, combo, label)
+                entry = _Entry(name, v, combo, label, key)
                 self.entries[name] = entry
                 self.by_var.setdefault(v.name, []).append(entry)
 
     def site_list(self, v: Variable) -> tuple[str | None, ...]:
         return self.site_elements if self.site in v.dims else (None,)
 
-    def element_node(self, v: Variable, combo: dict[str, str], site: str | None, init: bool = False) -> Node:
-        """The variable's equation (or init) at one element combination, with its binding."""
-        full = {**combo, **({self.site: site} if site is not None else {})}
-        key = tuple(full[d] for d in v.dims)
+    def element_node(self, v: Variable, free_key: tuple[str, ...], site: str | None, init: bool = False) -> Node:
+        """The variable's equation (or init) at one element combination (non-site elements by
+        position, and the site element)."""
+        it = iter(free_key)
+        key = tuple(site if d == self.site else next(it) for d in v.dims)
         table = v.element_inits if init else v.elements
         if table:
             for k, node in table:
@@ -179,7 +185,7 @@ class _Lowering:
         if not subs and target.dims:
             # XMILE-style: an unsubscripted reference to an array reads the same elements
             subs = target.dims
-        elements: dict[str, str] = {}
+        elements: list[str] = []  # the non-site elements, by position
         site_here = False
         for d, s in zip(target.dims, subs):
             if s.endswith("!"):
@@ -206,8 +212,11 @@ class _Lowering:
                                        f"only their own site (or SUM over sites)")
                 site_here = True
                 continue
-            elements[d] = el
-        name = target.name + "".join(f"__{elements[d]}" for d in target.dims if d != self.site)
+            elements.append(el)
+        name = target.name + "".join(f"__{el}" for el in elements)
+        if name not in self.entries:
+            picked = ", ".join(elements)
+            raise self.fail(v, f"{v.source_name!r} reads {target.source_name}[{picked}], which has no equation")
         return Ref(name)
 
     def resolve_sum(self, arg: Node, v: Variable, binding: dict[str, str], site: str | None,
@@ -244,7 +253,8 @@ class _Lowering:
             terms.append(self.resolve(bound, v, {**binding, **extra}, site))
         total = terms[0]
         for t in terms[1:]:
-            total = BinOp("+", total, t) if fn == "SUM" else Call(_REDUCE[fn], (total, t))
+            op = _REDUCE[fn]
+            total = BinOp(op, total, t) if op in ("+", "*") else Call(op, (total, t))
         return Call("_SITE_SUM", (total,)) if over_sites else total
 
     # -- lowering ------------------------------------------------------------------------------
@@ -258,11 +268,11 @@ class _Lowering:
                 continue
             for s in self.site_list(v):
                 binding = {**e.combo, **({self.site: s} if s is not None else {})}
-                e.eqs[s] = self.resolve(self.element_node(v, e.combo, s), v, binding, s)
+                e.eqs[s] = self.resolve(self.element_node(v, e.key, s), v, binding, s)
                 if v.non_negative and v.kind == "aux":  # an XMILE non-negative flow: max(0, rate)
                     e.eqs[s] = Call("MAX", (Num(0.0), e.eqs[s]))
                 if v.kind == "stock":
-                    e.inits[s] = self.resolve(self.element_node(v, e.combo, s, init=True), v, binding, s)
+                    e.inits[s] = self.resolve(self.element_node(v, e.key, s, init=True), v, binding, s)
         parameters, auxes, stocks, flows, lookups = [], [], [], [], []
         smooths, delays = [], []
         site_values = []
@@ -353,7 +363,7 @@ class _Lowering:
                 auxes.append(Auxiliary(n, lowered[n], v.units or "1", v.doc))
         for gen in self.generated.values():
             for kind, el in gen:
-                {"smooth": smooths, "delay": delays, "flow": flows}[kind].append(el)
+                {"smooth": smooths, "delay": delays, "flow": flows, "stock": stocks}[kind].append(el)
         try:
             model = Model(
                 _model_name(self.path), parameters=tuple(parameters), stocks=tuple(stocks),
@@ -440,6 +450,10 @@ class _Lowering:
             return self.smooth(node, e, top)
         if fn in _DELAYS:
             return self.delay(node, e)
+        if fn == "_PREVIOUS":
+            return self.previous(r(args[0]), self.init_expr(args[0], e, None), e, "previous")
+        if fn == "DELAY_FIXED":
+            return self.delay_fixed(node, e)
         raise self.fail(e.var, f"unsupported function {fn.replace('_', ' ')} in {e.label!r}")
 
     def _new_name(self, e: _Entry, kind: str) -> str:
@@ -492,6 +506,42 @@ class _Lowering:
             f"{name}_out", f"{name}_exit", name, None, doc=f"output of {node.fn} in {e.label}")))
         return f"{name}_exit"
 
+    def previous(self, value: str, init: str, e: _Entry, kind: str) -> str:
+        """A state holding ``value`` one step earlier (``init`` at the start): the stock ``L`` with
+        rate ``(value - L) / dt``, exact for Euler steps (``L + dt * (value - L) / dt = value``)."""
+        from ..core import Flow, Stock
+
+        if self.p.method != "euler":
+            raise self.fail(e.var, f"unsupported construct: {e.label!r} needs a value one step back "
+                                   f"(DELAY FIXED, Vensim's DELAY N), which is exact only with Euler steps")
+        name = self._new_name(e, kind)
+        dt = repr(float(self.p.dt))
+        self.generated[e.name].append(("stock", Stock(name, init, e.var.units or "1",
+                                                      f"one step back, in {e.label}", counted=False)))
+        self.generated[e.name].append(("flow", Flow(f"{name}_shift", f"({value} - {name}) / {dt}", None, name,
+                                                    doc=f"one step shift in {e.label}")))
+        return name
+
+    def delay_fixed(self, node: Call, e: _Entry) -> str:
+        """``DELAY FIXED(x, T, init)``: ``x(t - T)`` once ``t >= start + T``, ``init`` before. ``T``
+        is read at the start and rounded half up to ``k >= 1`` whole steps: a chain of ``k``
+        one-step shifts."""
+        x, time, init = node.args
+        value = _fold(self.at_start(time, e, None), self)
+        if value is None or value < 0:
+            raise self.fail(e.var, f"{e.label!r}: the delay time of DELAY FIXED must be a number >= 0 "
+                                   "known before the run")
+        # Vensim: rounded half up to whole steps, at least one (SDXorg tests/delay_fixed)
+        steps = max(1, int(math.floor(value / self.p.dt + 0.5 + 1e-9)))
+        if steps > 1000:
+            raise self.fail(e.var, f"unsupported construct: DELAY FIXED of {steps} steps in {e.label!r} "
+                                   "(at most 1000: one state per step)")
+        out = self.expr(x, e)
+        start = self.init_expr(init, e, None)
+        for _ in range(steps):
+            out = self.previous(out, start, e, "fixed")
+        return out
+
     # -- initial values ------------------------------------------------------------------------
     def init_expr(self, node: Node, e: _Entry, site: str | None) -> str:
         """A parameter-only expression for the value of ``node`` at the start time."""
@@ -529,6 +579,10 @@ class _Lowering:
             return f(args[2] if _SMOOTHS[fn][1] else args[0])
         if fn in _DELAYS:
             return f(args[2] if _DELAYS[fn][1] else args[0])
+        if fn == "DELAY_FIXED":
+            return f(args[2])
+        if fn == "_PREVIOUS":
+            return f(args[0])
         if fn == "INITIAL":
             return f(args[0])
         # the input functions read the clock implicitly: their value at the start time
@@ -582,6 +636,14 @@ def _fold(node: Node, low: _Lowering) -> float | None:
         if a is None or b is None or node.op not in ops or (node.op == "/" and b == 0):
             return None
         return float(ops[node.op](a, b))
+    unary = {"SIN": math.sin, "COS": math.cos, "TAN": math.tan, "EXP": math.exp, "LN": math.log,
+             "SQRT": math.sqrt, "ABS": abs, "ARCTAN": math.atan}
+    if isinstance(node, Call) and node.fn in unary:
+        v = _fold(node.args[0], low)
+        try:
+            return None if v is None else float(unary[node.fn](v))
+        except ValueError:
+            return None
     if isinstance(node, Call) and node.fn in ("IF_THEN_ELSE", "MIN", "MAX", "INTEGER"):
         vals = [_fold(a, low) for a in node.args]
         if any(v is None for v in vals):

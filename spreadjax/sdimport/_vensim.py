@@ -28,7 +28,7 @@ BUILTINS: dict[str, tuple[int, ...]] = {
     "WITH_LOOKUP": (2,), "SUM": (1,), "INTEG": (2,), "ZIDZ": (2,), "XIDZ": (3,),
     "SIN": (1,), "COS": (1,), "TAN": (1,), "ARCSIN": (1,), "ARCCOS": (1,), "ARCTAN": (1,),
     "SINH": (1,), "COSH": (1,), "TANH": (1,), "INTEGER": (1,), "MODULO": (2,),
-    "PULSE_TRAIN": (4,), "DELAY_FIXED": (3,), "VMIN": (1,), "VMAX": (1,),
+    "PULSE_TRAIN": (4,), "DELAY_FIXED": (3,), "VMIN": (1,), "VMAX": (1,), "PROD": (1,), "ELMCOUNT": (1,),
 }
 
 #: Vensim spellings of the same builtin: source name -> IR name
@@ -244,6 +244,7 @@ def parse(path: str | Path, text: str | None = None) -> Project:
     dim_lines: dict[str, int] = {}
     defs: dict[str, dict] = {}  # canonical name -> accumulated definition
     order: list[str] = []
+    equivalents: list[tuple[str, str, str, _Where]] = []
     for eq, units, doc, line in _split_chunks(joined):
         eq_text = eq.replace("\x01", "")
         where = _Where(str(path), line)
@@ -264,7 +265,12 @@ def parse(path: str | Path, text: str | None = None) -> Project:
             _dimension(name, rest, dims, where)
             dim_lines[name] = where.line
             continue
-        if op in (":=", "==", "<->", ":EXCEPT:", ":IS:", ":"):
+        if op == "<->" and not subs:  # an equivalent dimension: the same elements (resolved below)
+            equivalents.append((name, source, rest.strip(), where))
+            continue
+        if op == "==":  # an unchangeable constant: a constant as far as a run goes
+            op = "="
+        if op in (":=", "<->", ":EXCEPT:", ":IS:", ":"):
             what = {":=": "data equation (:=)", "==": "unchangeable constant (==)",
                     "<->": "subscript equivalence (<->)", ":": "subscript mapping"}.get(op, op)
             raise where.fail(f"unsupported Vensim construct: {what} in {source!r}")
@@ -285,6 +291,11 @@ def parse(path: str | Path, text: str | None = None) -> Project:
             continue
         node = parse_expression(rest, where)
         entry["parts"].append(("expr", subs, node, where))
+    _expand_subranges(dims, dim_lines, path)
+    for name, source, other, where in equivalents:
+        if canonical_name(other.strip('"')) not in dims:
+            raise where.fail(f"{source!r} <-> {other!r}: {other!r} is not a subscript range")
+        dims[name] = dims[canonical_name(other.strip('"'))]
     return _assemble(path, defs, order, dims)
 
 
@@ -324,6 +335,28 @@ def _dimension(name: str, rest: str, dims: dict, where: _Where) -> None:
     if len(set(elements)) != len(elements):
         raise where.fail(f"the subscript range {name!r} repeats an element")
     dims[name] = tuple(elements)
+
+
+def _expand_subranges(dims: dict, lines: dict, path: Path) -> None:
+    """A range may list a subrange defined later (``dim: A, subdim1, B`` before ``subdim1: ...``):
+    replace such names by their elements, in place."""
+
+    def flat(d: str, seen: tuple[str, ...]) -> list[str]:
+        out: list[str] = []
+        for el in dims[d]:
+            if el in dims and el != d:
+                if el in seen:
+                    raise ModelError(f"{path}:{lines.get(d, 0)}: the subscript ranges {d!r} and {el!r} contain each other")
+                out += flat(el, seen + (el,))
+            else:
+                out.append(el)
+        return out
+
+    flattened = {d: flat(d, (d,)) for d in dims}
+    for d, els in flattened.items():
+        if len(set(els)) != len(els):
+            raise ModelError(f"{path}:{lines.get(d, 0)}: the subscript range {d!r} repeats an element")
+        dims[d] = tuple(els)
 
 
 def _number_list(text: str, where: _Where) -> tuple[float, ...]:
@@ -368,9 +401,11 @@ def _assemble(path: Path, defs: dict, order: list[str], dims: dict) -> Project:
     parent = _parent_dims(dims)
     full = {d: els for d, els in dims.items() if parent[d] == d}
     element_dim = {}
+    position: dict[str, int] = {}
     for d, els in full.items():
-        for e in els:
+        for i, e in enumerate(els):
             element_dim.setdefault(e, d)
+            position.setdefault(e, i + 1)
     control: dict[str, Node] = {}
     variables: list[Variable] = []
     lookups = {n for n in order if any(k == "lookup" for k, *_ in defs[n]["parts"])}
@@ -428,15 +463,15 @@ def _assemble(path: Path, defs: dict, order: list[str], dims: dict) -> Project:
                 _check_no_integ(rate, pw)
                 _check_no_integ(init, pw)
                 for combo in combos:
-                    element_eqs.append((combo, _bind(rate, subs, combo)))
-                    element_inits.append((combo, _bind(init, subs, combo)))
+                    element_eqs.append((combo, _bind(rate, subs, combo, position)))
+                    element_inits.append((combo, _bind(init, subs, combo, position)))
                 continue
             _check_no_integ(node, pw)
             node = _extract_tables(node, name, tables, lookups, entry, pw)
             _check_calls(node, lookups, pw)
             kinds.add("constant" if _is_number(node) else "aux")
             for combo in combos:
-                element_eqs.append((combo, _bind(node, subs, combo)))
+                element_eqs.append((combo, _bind(node, subs, combo, position)))
         if "stock" in kinds and len(kinds) > 1:
             raise where.fail(f"{entry['source']!r}: some elements are stocks (INTEG), others not")
         kind = "stock" if "stock" in kinds else ("constant" if kinds == {"constant"} else "aux")
@@ -444,11 +479,8 @@ def _assemble(path: Path, defs: dict, order: list[str], dims: dict) -> Project:
         seen = [c for c, _ in element_eqs]
         if len(set(seen)) != len(seen):
             raise where.fail(f"{entry['source']!r}: an element is defined twice")
-        if var_dims:
-            expected = _combos(var_dims, dims)
-            missing = [c for c in expected if c not in set(seen)]
-            if missing:
-                raise where.fail(f"{entry['source']!r}: no equation for element(s) {missing[:3]}")
+        # elements left without an equation (Vensim allows it: smaller_range) are not variables;
+        # the lowering refuses a reference to one
         if kind == "stock":
             for _, rate in element_eqs:
                 _check_calls(rate, lookups, where)
@@ -471,8 +503,17 @@ def _assemble(path: Path, defs: dict, order: list[str], dims: dict) -> Project:
     settings = _control(path, control)
     values = {n: Num(settings[CONTROL[n]]) for n in CONTROL}
 
-    def fixed(node):  # TIME STEP, INITIAL TIME, ... are numbers fixed before the run
-        return _map_refs(node, lambda r: values.get(r.name, r) if not r.subscripts else r)
+    def value(r: Ref) -> Node:
+        if r.subscripts:
+            return r
+        if r.name in values:  # TIME STEP, INITIAL TIME, ... are numbers fixed before the run
+            return values[r.name]
+        if r.name in position and r.name not in defs:  # an element read as a value: its position
+            return Num(float(position[r.name]))
+        return r
+
+    def fixed(node):
+        return _map_refs(_count_elements(node, dims, path), value)
 
     variables = [replace(
         v, equation=None if v.equation is None else fixed(v.equation),
@@ -493,15 +534,38 @@ def _combos(subs: tuple[str, ...], dims: dict) -> list[tuple[str, ...]]:
     return combos
 
 
-def _bind(node: Node, subs: tuple[str, ...], combo: tuple[str, ...]) -> Node:
+def _bind(node: Node, subs: tuple[str, ...], combo: tuple[str, ...], position: dict | None = None) -> Node:
     """Replace dimension subscripts that the left-hand side binds with the element in ``combo``.
 
     A dimension on the right that is a subrange (or the parent) of the left's is bound by element;
-    ``dim!`` (summed) stays."""
+    ``dim!`` (summed) stays. A bound dimension read as a value (``IF THEN ELSE(d1 = d2, ..)``) is
+    the element's 1-based position in the first dimension declaring it (``position``)."""
     binding = {s: e for s, e in zip(subs, combo) if s != e}
     if not binding:
         return node
-    return _map_refs(node, lambda r: Ref(r.name, tuple(binding.get(s, s) for s in r.subscripts)))
+
+    def bound(r: Ref) -> Node:
+        if not r.subscripts and r.name in binding and position and binding[r.name] in position:
+            return Num(float(position[binding[r.name]]))
+        return Ref(r.name, tuple(binding.get(s, s) for s in r.subscripts))
+
+    return _map_refs(node, bound)
+
+
+def _count_elements(node: Node, dims: dict, path: Path) -> Node:
+    """``ELMCOUNT(dim)`` -> the number of elements of ``dim``."""
+    if isinstance(node, Call):
+        if node.fn == "ELMCOUNT":
+            arg = node.args[0]
+            if not isinstance(arg, Ref) or arg.name not in dims:
+                raise ModelError(f"{path}: ELMCOUNT needs a subscript range, got {arg!r}")
+            return Num(float(len(dims[arg.name])))
+        return Call(node.fn, tuple(_count_elements(a, dims, path) for a in node.args))
+    if isinstance(node, BinOp):
+        return BinOp(node.op, _count_elements(node.left, dims, path), _count_elements(node.right, dims, path))
+    if isinstance(node, Unary):
+        return Unary(node.op, _count_elements(node.operand, dims, path))
+    return node
 
 
 def _map_refs(node: Node, fn) -> Node:

@@ -293,7 +293,7 @@ def test_subranges_and_numeric_ranges(tmp_path):
 
 @pytest.mark.parametrize("equation, construct", [
     ("x= RANDOM NORMAL(0, 1, 0, 1, 0)", "RANDOM NORMAL"),
-    ("x= DELAY FIXED(1, 2, 0)", "DELAY FIXED"),
+    ("x= SAMPLE IF TRUE(Time > 1, Time, 0)", "SAMPLE IF TRUE"),
     ("x= TREND(Time, 2, 0)", "TREND"),
     ("x= GET XLS DATA('a.xlsx', 'b', 'c', 'd')", "GET XLS DATA"),
     ("x:= 3", "data equation"),
@@ -475,3 +475,36 @@ def test_a_model_without_stocks_or_parameters_runs_with_a_site_axis(tmp_path):
     got, t = run(import_model(mdl(tmp_path, "y= Time * Time", stop=2, dt=0.5)), ("y",))
     assert got["y"].shape == (5, 1)
     np.testing.assert_allclose(got["y"][:, 0], t ** 2)
+
+
+def test_delay_fixed_is_the_input_whole_steps_earlier(tmp_path):
+    # delay times 0.5 -> 2 steps of 0.25, 1.1 -> 4 steps (rounded half up), read at the start
+    path = mdl(tmp_path, "x= Time * Time", "a= DELAY FIXED(x, 0.5, -7)", "b= DELAY FIXED(x, 1.1 + Time, 900)",
+               stop=4, dt=0.25)
+    got, t = run(import_model(path), ("a", "b"))
+    np.testing.assert_allclose(got["a"][:, 0], np.where(t >= 0.5, (t - 0.5) ** 2, -7), atol=1e-12)
+    np.testing.assert_allclose(got["b"][:, 0], np.where(t >= 1.0, (t - 1.0) ** 2, 900), atol=1e-12)
+    with pytest.raises(ModelError, match="exact only with Euler"):
+        path = mdl(tmp_path, "a= DELAY FIXED(Time, 1, 0)", name="rk.mdl")
+        from spreadjax.sdimport._lower import lower
+        from dataclasses import replace as _replace
+        lower(_replace(parse(path), method="rk4"))
+
+
+def test_subscript_ranges_partial_definitions_equivalents_and_elements_as_values(tmp_path):
+    path = mdl(
+        tmp_path, "big: A, sub, D", "sub: B, C", "copy <-> big", "x[A]= 7", "x[C]= 900",
+        "n= ELMCOUNT(big) + 0 * Time", "p= PROD(w[big!]) + 0 * Time", "w[big]= 1, 2, 3, 4",
+        "eye[big, copy]= IF THEN ELSE(big = copy, 1, 0)", "pos[big]= big + 0 * Time", "isc[big]= IF THEN ELSE(big = C, 1, 0)",
+        "y= x[C] * Time", stop=1, dt=0.5)
+    imported = import_model(path)
+    names = dict(imported.names)
+    assert "x__a" in names and "x__c" in names and "x__b" not in names  # elements without an equation
+    got, t = run(imported, ("n", "p", "y", "eye__b__b", "eye__b__c", "pos__a", "pos__d", "isc__c", "isc__b"))
+    assert (got["n"] == 4).all() and (got["p"] == 24).all()
+    np.testing.assert_allclose(got["y"][:, 0], 900 * t)
+    assert (got["eye__b__b"] == 1).all() and (got["eye__b__c"] == 0).all()
+    assert (got["pos__a"] == 1).all() and (got["pos__d"] == 4).all()  # the subrange listed later is expanded
+    assert (got["isc__c"] == 1).all() and (got["isc__b"] == 0).all()
+    with pytest.raises(ModelError, match=r"reads x\[b\], which has no equation"):
+        import_model(mdl(tmp_path, "r: a, b", "x[a]= 1", "y= x[b] * Time", name="missing.mdl"))
