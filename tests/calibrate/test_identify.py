@@ -159,6 +159,20 @@ def test_sbc_flags_in_plain_words():
     assert flags[1].startswith("q: not identified by data like these") and "98% of the prior variance" in flags[1]
 
 
+def test_sbc_figures_are_written_atomically(tmp_path):
+    from spreadjax.calibrate._sbc import SBCResult
+    from spreadjax.report._identify_figures import rank_histograms, zscore_contraction
+
+    rng = np.random.default_rng(6)
+    n = 40
+    res = SBCResult(["p", "q[north]", "q[south]"], rng.integers(0, 100, (n, 3)), 99, 5, np.array([0.5, 0.2, 1e-4]),
+                    rng.uniform(0, 1, (n, 3)), rng.normal(size=(n, 3)), 0, 1.0, {"chains": 2, "samples": 50})
+    for fn, name in ((rank_histograms, "sbc_ranks.png"), (zscore_contraction, "sbc_contraction.png")):
+        path = fn(res, tmp_path / name)
+        assert path.read_bytes().startswith(b"\x89PNG") and path.stat().st_size > 5_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sbc_contraction.png", "sbc_ranks.png"]  # no temp files
+
+
 # -- SBC end to end: one compiled program per structure -------------------------------------------
 BASS = """title = "two towns, Bass"
 [model]
