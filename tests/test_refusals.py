@@ -603,7 +603,8 @@ def test_the_table_covers_every_subcommand_that_takes_input(tmp_path):
     for i, (make, _) in enumerate(CASES.values()):
         (tmp_path / str(i)).mkdir()
         commands.add(make(tmp_path / str(i))[0])
-    assert {"check", "simulate", "calibrate", "ensemble", "run", "report", "verify", "backtest", "compare"} <= commands
+    assert {"check", "simulate", "calibrate", "ensemble", "run", "report", "verify", "backtest", "compare",
+            "design"} <= commands
     assert len(CASES) >= 40
 
 
