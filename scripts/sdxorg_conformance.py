@@ -77,6 +77,10 @@ SUITE_ISSUES = {
     "tests/subscript_subranges_equal/": "the XMILE export holds the equation '???'",
     "tests/subscript_updimensioning/": "the XMILE export holds the equation '???'",
     "tests/subscripted_flows/": "the XMILE export holds the equation '???'",
+    "tests/active_initial/test_active_initial.stmx": "the XMILE export lost ACTIVE INITIAL (Value A = Time), "
+                                                     "the output is the .mdl's (Stock A starts at 45)",
+    "tests/active_initial/test_active_initial.xmile": "the XMILE export lost ACTIVE INITIAL (Value A = Time), "
+                                                      "the output is the .mdl's (Stock A starts at 45)",
     "tests/logicals/test_logicals.stmx": "malformed equation 'IF false_input not THEN 1 ELSE 0' in the file",
     "tests/non_negative_flows/": "the file is not well-formed XML (mismatched tag)",
     "tests/zeroled_decimals/test_zeroled_decimals.xmile": "the XMILE file asks for RK4, the canonical "

@@ -450,6 +450,8 @@ class _Lowering:
             return self.smooth(node, e, top)
         if fn in _DELAYS:
             return self.delay(node, e)
+        if fn == "ACTIVE_INITIAL":  # (value during the run, value at initialisation)
+            return r(args[0])
         if fn == "_PREVIOUS":
             return self.previous(r(args[0]), self.init_expr(args[0], e, None), e, "previous")
         if fn == "DELAY_FIXED":
@@ -581,6 +583,8 @@ class _Lowering:
             return f(args[2] if _DELAYS[fn][1] else args[0])
         if fn == "DELAY_FIXED":
             return f(args[2])
+        if fn == "ACTIVE_INITIAL":
+            return f(args[1])
         if fn == "_PREVIOUS":
             return f(args[0])
         if fn == "INITIAL":

@@ -29,6 +29,7 @@ BUILTINS: dict[str, tuple[int, ...]] = {
     "SIN": (1,), "COS": (1,), "TAN": (1,), "ARCSIN": (1,), "ARCCOS": (1,), "ARCTAN": (1,),
     "SINH": (1,), "COSH": (1,), "TANH": (1,), "INTEGER": (1,), "MODULO": (2,),
     "PULSE_TRAIN": (4,), "DELAY_FIXED": (3,), "VMIN": (1,), "VMAX": (1,), "PROD": (1,), "ELMCOUNT": (1,),
+    "ACTIVE_INITIAL": (2,),
 }
 
 #: Vensim spellings of the same builtin: source name -> IR name
@@ -88,6 +89,7 @@ class _Where:
 
     def __init__(self, path: str, line: int):
         self.path, self.line = path, line
+        self.exclude: tuple[tuple[str, ...], ...] = ()  # :EXCEPT: lists of the equation
 
     def fail(self, message: str) -> ModelError:
         return ModelError(f"{self.path}:{self.line}: {message}")
@@ -245,6 +247,7 @@ def parse(path: str | Path, text: str | None = None) -> Project:
     defs: dict[str, dict] = {}  # canonical name -> accumulated definition
     order: list[str] = []
     equivalents: list[tuple[str, str, str, _Where]] = []
+    maps: list[tuple[str, str, _Where]] = []  # (dimension, mapped dimension) from "->"
     for eq, units, doc, line in _split_chunks(joined):
         eq_text = eq.replace("\x01", "")
         where = _Where(str(path), line)
@@ -262,7 +265,7 @@ def parse(path: str | Path, text: str | None = None) -> Project:
         rest = body[m.end():]
         subs = _subscripts(m.group("subs"))
         if op == ":" and not subs:
-            _dimension(name, rest, dims, where)
+            _dimension(name, rest, dims, where, maps)
             dim_lines[name] = where.line
             continue
         if op == "<->" and not subs:  # an equivalent dimension: the same elements (resolved below)
@@ -270,6 +273,14 @@ def parse(path: str | Path, text: str | None = None) -> Project:
             continue
         if op == "==":  # an unchangeable constant: a constant as far as a run goes
             op = "="
+        if op == ":EXCEPT:" and subs:  # x[d1, d2] :EXCEPT: [a, b], [c, d] = ...
+            ex = re.match(r"\s*((?:\[[^\]]*\]\s*,?\s*)+)(==|=)", rest)
+            if ex is None:
+                raise where.fail(f"cannot read the :EXCEPT: lists of {source!r}")
+            where.exclude = tuple(_subscripts(b) for b in re.findall(r"\[[^\]]*\]", ex.group(1)))
+            if any(len(x) != len(subs) for x in where.exclude):
+                raise where.fail(f"{source!r}: each :EXCEPT: list needs {len(subs)} subscripts")
+            rest, op = rest[ex.end():], "="
         if op in (":=", "<->", ":EXCEPT:", ":IS:", ":"):
             what = {":=": "data equation (:=)", "==": "unchangeable constant (==)",
                     "<->": "subscript equivalence (<->)", ":": "subscript mapping"}.get(op, op)
@@ -296,7 +307,13 @@ def parse(path: str | Path, text: str | None = None) -> Project:
         if canonical_name(other.strip('"')) not in dims:
             raise where.fail(f"{source!r} <-> {other!r}: {other!r} is not a subscript range")
         dims[name] = dims[canonical_name(other.strip('"'))]
-    return _assemble(path, defs, order, dims)
+    links: dict[str, list[str]] = {}
+    for a, b, where in maps:
+        if b not in dims or len(dims[a]) != len(dims[b]):
+            raise where.fail(f"subscript mapping {a!r} -> {b!r}: {b!r} must be a range of as many elements")
+        links.setdefault(a, []).append(b)
+        links.setdefault(b, []).append(a)
+    return _assemble(path, defs, order, dims, links)
 
 
 def _short(text: str) -> str:
@@ -310,9 +327,13 @@ def _subscripts(text: str | None) -> tuple[str, ...]:
     return tuple(canonical_name(s.strip().strip('"')) for s in text.strip()[1:-1].split(",") if s.strip())
 
 
-def _dimension(name: str, rest: str, dims: dict, where: _Where) -> None:
-    if "->" in rest:
-        raise where.fail(f"unsupported Vensim construct: subscript mapping (->) in {name!r}")
+def _dimension(name: str, rest: str, dims: dict, where: _Where, maps: list | None = None) -> None:
+    if "->" in rest:  # "dimc: c1, c2 -> dimb": positional correspondence with dimb's elements
+        rest, target = rest.split("->", 1)
+        targets = [t.strip() for t in target.split(",") if t.strip()]
+        if maps is None or not targets or any(not re.fullmatch(r'"?[\w\s$\'&%]+"?', t) for t in targets):
+            raise where.fail(f"unsupported Vensim construct: subscript mapping (->) {target.strip()!r} in {name!r}")
+        maps += [(name, canonical_name(t.strip('"')), where) for t in targets]
     elements: list[str] = []
     for item in rest.split(","):
         item = item.strip()
@@ -397,7 +418,7 @@ def _parent_dims(dims: dict[str, tuple[str, ...]]) -> dict[str, str]:
     return parent
 
 
-def _assemble(path: Path, defs: dict, order: list[str], dims: dict) -> Project:
+def _assemble(path: Path, defs: dict, order: list[str], dims: dict, links: dict | None = None) -> Project:
     parent = _parent_dims(dims)
     full = {d: els for d, els in dims.items() if parent[d] == d}
     element_dim = {}
@@ -447,6 +468,9 @@ def _assemble(path: Path, defs: dict, order: list[str], dims: dict) -> Project:
             elif tuple(these) != var_dims:
                 raise pw.fail(f"{entry['source']!r}: subscripts {list(subs)} differ from an earlier definition's")
             combos = _combos(subs, dims)
+            if pw.exclude:
+                combos = [c for c in combos if not any(
+                    all(el == x or el in dims.get(x, ()) for el, x in zip(c, ex)) for ex in pw.exclude)]
             if kind == "list":
                 if len(value) != len(combos):
                     raise pw.fail(
@@ -463,15 +487,15 @@ def _assemble(path: Path, defs: dict, order: list[str], dims: dict) -> Project:
                 _check_no_integ(rate, pw)
                 _check_no_integ(init, pw)
                 for combo in combos:
-                    element_eqs.append((combo, _bind(rate, subs, combo, position)))
-                    element_inits.append((combo, _bind(init, subs, combo, position)))
+                    element_eqs.append((combo, _bind(rate, subs, combo, position, (dims, links or {}))))
+                    element_inits.append((combo, _bind(init, subs, combo, position, (dims, links or {}))))
                 continue
             _check_no_integ(node, pw)
             node = _extract_tables(node, name, tables, lookups, entry, pw)
             _check_calls(node, lookups, pw)
             kinds.add("constant" if _is_number(node) else "aux")
             for combo in combos:
-                element_eqs.append((combo, _bind(node, subs, combo, position)))
+                element_eqs.append((combo, _bind(node, subs, combo, position, (dims, links or {}))))
         if "stock" in kinds and len(kinds) > 1:
             raise where.fail(f"{entry['source']!r}: some elements are stocks (INTEG), others not")
         kind = "stock" if "stock" in kinds else ("constant" if kinds == {"constant"} else "aux")
@@ -534,13 +558,20 @@ def _combos(subs: tuple[str, ...], dims: dict) -> list[tuple[str, ...]]:
     return combos
 
 
-def _bind(node: Node, subs: tuple[str, ...], combo: tuple[str, ...], position: dict | None = None) -> Node:
+def _bind(node: Node, subs: tuple[str, ...], combo: tuple[str, ...], position: dict | None = None,
+          links: tuple[dict, dict] | None = None) -> Node:
     """Replace dimension subscripts that the left-hand side binds with the element in ``combo``.
 
     A dimension on the right that is a subrange (or the parent) of the left's is bound by element;
     ``dim!`` (summed) stays. A bound dimension read as a value (``IF THEN ELSE(d1 = d2, ..)``) is
     the element's 1-based position in the first dimension declaring it (``position``)."""
     binding = {s: e for s, e in zip(subs, combo) if s != e}
+    if links is not None:  # mapped ranges (->) take the element at the same position
+        dims, mapped = links
+        for s, e in list(binding.items()):
+            for other in mapped.get(s, ()):
+                if other not in binding and e in dims[s]:
+                    binding[other] = dims[other][dims[s].index(e)]
     if not binding:
         return node
 
