@@ -94,6 +94,11 @@ def design_json(result: Any, config: Any) -> dict[str, Any]:
                      "spend": base_spend, "total_spend": sum(base_spend.values()),
                      "mean_share": float(result.baseline_shares.mean())},
         "gain": paired_gain(result.shares, result.baseline_shares),
+        "gain_with_chance": None if result.chance is None else {
+            **paired_gain(result.chance["chosen"].ravel(), result.chance["baseline"].ravel()),
+            "replicates": int(result.chance["chosen"].shape[1]),
+            "chosen_mean_share": float(result.chance["chosen"].mean()),
+            "baseline_mean_share": float(result.chance["baseline"].mean())},
         "grid": {"levels": d.grid, "points": int(len(result.grid_scores)),
                  "best_objective": natural(p, float(np.max(result.grid_scores))),
                  "best_pieces": pieces(np.asarray(_grid_values(result, grid_best))),
@@ -133,6 +138,9 @@ def design_dataset(result: Any, summary: dict[str, Any]) -> xr.Dataset:
             "grid_score": (("point",), result.grid_scores, {"long_name": "exact score (higher is better)"}),
             "trace": (("start", "iteration"), result.trace, {"long_name": "surrogate score per Adam step"}),
             "x": (("variable",), result.x, {"long_name": "chosen decision in the unit box"}),
+            **({} if result.chance is None else {
+                "share_with_chance": (("draw", "replicate"), result.chance["chosen"], {"units": "1"}),
+                "baseline_share_with_chance": (("draw", "replicate"), result.chance["baseline"], {"units": "1"})}),
             "period_elasticity": (("period", "site"), result.period_elasticity,
                                   {"long_name": "d log(mean share) / d log(intensity in the period at the site)"}),
         },
@@ -172,6 +180,11 @@ def design_lines(summary: dict[str, Any]) -> list[str]:
              f"{o['name'].replace('_', ' ')} {c['objective']:.3f} vs {b['objective']:.3f} for the baseline",
              f"gain in share adopted over the baseline: {g['mean']:+.3f} (90% interval {g['mean_interval90'][0]:+.3f} "
              f"to {g['mean_interval90'][1]:+.3f}); better in {g['p_beats']:.0%} of {g['draws']} futures"]
+    ch = summary.get("gain_with_chance")
+    if ch:
+        lines.append(f"with chance ({ch['replicates']} rolls per future, shared): {ch['mean']:+.3f} (90% interval "
+                     f"{ch['mean_interval90'][0]:+.3f} to {ch['mean_interval90'][1]:+.3f}); better in "
+                     f"{ch['p_beats']:.0%} of {ch['draws']}")
     for s in summary["searches"]:
         lines.append(f"  {s['method']}: objective {s['objective']:.4f} in {s['seconds']:.1f} s, "
                      f"{s['evaluations']:,} evaluations")

@@ -89,6 +89,7 @@ class DesignResult:
     withdrawal_value: float | None  # d mean share / d withdrawal date, per year
     marginal: np.ndarray  # (site,) d mean share per extra programme-year at the site
     period_elasticity: np.ndarray  # (piece, site) d log(mean share) / d log(intensity in the period there)
+    chance: dict | None = None  # stochastic configs: shares with chance, {"chosen", "baseline"}: (draw, replicate)
 
     @property
     def score(self) -> float:
@@ -135,9 +136,15 @@ def solve_design(config: Any, posterior: str | None = None, progress: Progress |
 
     base_score = float(score(p, jnp.asarray(base_shares), smooth=False))
     levers, budget_el, w_value, marginal, periods = _reliance(p, futures, jnp.asarray(x, dtype), budget, values)
+    chance = None
+    if config.stochastic.enabled:  # the same futures with chance: common rolls for both programmes
+        reps = max(1, int(config.ensemble.replicates))
+        chance = {name: stochastic_shares(p, v, futures, d.seed, reps)
+                  for name, v in (("chosen", values), ("baseline", base_values))}
     return DesignResult(p, d, tuple(config.sites), p.step_times, grad, evo, chosen, np.asarray(x),
                         np.asarray(values, float), np.asarray(base_values, float), shares, base_shares, base_score,
-                        grid, grid_scores, grid_shares, trace, levers, budget_el, w_value, marginal, periods)
+                        grid, grid_scores, grid_shares, trace, levers, budget_el, w_value, marginal, periods,
+                        chance)
 
 
 @functools.lru_cache(maxsize=8)
@@ -146,6 +153,43 @@ def _share_fn(p: DesignProblem) -> Callable:
     import jax
 
     return jax.jit(lambda values, futures: adoption(p, values, futures))
+
+
+@functools.lru_cache(maxsize=8)
+def _chance_fn(p: DesignProblem) -> Callable:
+    """``jit((values, futures, keys (draw,)) -> adopted share (draw,))`` with binomial chance."""
+    import jax
+    import jax.numpy as jnp
+
+    from ..core import Simulation
+
+    sim = Simulation(p.sim.model, p.sim.ts, p.sim.dt, ("adopted",), p.sim.solver, p.sim.t0, True)
+
+    def run(values, futures, keys):
+        params = dict(futures.base)
+        params.update(futures.draws)
+        params["programme"] = {"times": jnp.asarray(p.step_times, values.dtype), "values": values}
+        axes = {name: (0 if name in futures.draws else None) for name in params}
+        out = sim.batch(params, futures.network, keys, axes=axes)["adopted"]  # (draw, 1, site)
+        pop = jnp.broadcast_to(params[p.population], out.shape[::2])
+        return jnp.sum(out[:, -1, :], axis=-1) / jnp.sum(pop, axis=-1)
+
+    return jax.jit(run)
+
+
+def stochastic_shares(p: DesignProblem, values: Any, futures: Futures, seed: int, replicates: int) -> np.ndarray:
+    """Adopted shares ``(draw, replicate)`` with binomial chance; draw ``i``'s replicate ``r`` rolls with
+    ``fold_in(PRNGKey(seed), i * replicates + r)`` whatever the programme (common random numbers)."""
+    import jax
+
+    n = int(next(iter(futures.draws.values())).shape[0])
+    root = jax.random.PRNGKey(seed)
+    fn = _chance_fn(p)
+    cols = []
+    for r in range(replicates):
+        keys = jax.vmap(lambda i: jax.random.fold_in(root, i))(np.arange(n) * replicates + r)
+        cols.append(np.asarray(fn(values, futures, keys), float))
+    return np.stack(cols, axis=1)
 
 
 #: Relative step of the central differences of :func:`_reliance` (their error is O(h^2) ~ 1e-4 relative).

@@ -151,6 +151,15 @@ def _section(d: dict[str, Any], run_dir: Path, levers: dict[str, str] | None) ->
         f"<strong>{g['p_beats']:.0%}</strong> of them; the gain in one future lies between {_pts(f_lo)} and "
         f"{_pts(f_hi)} (5% to 95%).</p>",
     ]
+    ch = d.get("gain_with_chance")
+    if ch:
+        parts.append(f"<p>With chance in small sites too (each future rolled {ch['replicates']} times, the same "
+                     f"rolls for both programmes): {_pct(ch['chosen_mean_share'])} against "
+                     f"{_pct(ch['baseline_mean_share'])}, a gain of {_pts(ch['mean'])} (90% interval "
+                     f"{_pts(ch['mean_interval90'][0])} to {_pts(ch['mean_interval90'][1])}); it does better in "
+                     f"{ch['p_beats']:.0%} of the {ch['draws']} rolled futures (ties count half), and the gain in "
+                     f"one of them lies between {_pts(ch['futures_interval90'][0])} and "
+                     f"{_pts(ch['futures_interval90'][1])}.</p>")
     if o["name"] != "expected_adoption":
         parts.append(f"<p>On the objective itself: {_objective_text(o, c['objective'])} against "
                      f"{_objective_text(o, b['objective'])} for the baseline.</p>")
@@ -181,8 +190,9 @@ def _section(d: dict[str, Any], run_dir: Path, levers: dict[str, str] | None) ->
     if words:
         parts.append("<p><strong>What it relies on.</strong></p><ul>" + "".join(words) + "</ul>")
     parts.append('<p class="note">Futures here are posterior draws of the parameters, run with the deterministic '
-                 "model and shared by every programme compared (common random numbers); chance in small sites "
-                 "adds spread around each. Constraints hold exactly: intensity within "
+                 "model and shared by every programme compared (common random numbers): the search and the "
+                 "comparisons use them; chance in small sites, where the config simulates it, is shown above on "
+                 "the same draws. Constraints hold exactly: intensity within "
                  f"[{k['intensity'][0]:g}, {k['intensity'][1]:g}], at least {k['min_duration']:g} years before "
                  "withdrawal, and no more than the budget. See docs/design.md.</p>")
     return "".join(parts)

@@ -51,6 +51,9 @@ def test_optimised_programme_beats_the_coarse_grid_and_the_baseline(designed):
     # paired on the same futures: the gain over the best grid programme, and over the baseline
     assert grid["gain_over_best"]["mean_interval90"][0] > 0, grid["gain_over_best"]
     assert d["gain"]["mean_interval90"][0] > 0 and d["gain"]["p_beats"] > 0.9, d["gain"]
+    # the bundled example simulates chance: the same comparison with 5 shared rolls per future
+    ch = d["gain_with_chance"]
+    assert ch["draws"] == 50 * raw["ensemble"]["replicates"] and ch["mean_interval90"][0] > 0, ch
     # the constraints, on the written schedule
     with xr.open_dataset(out / "design.nc", engine="h5netcdf") as ds:
         prog = ds["programme"].values
