@@ -21,7 +21,7 @@ from spreadjax.design._run import futures_for
 import tomllib
 
 
-def config(design: str = "", sites: str = '["Ashford", "Leeds"]', population: str = "[7, 900]"):
+def config(design: str = "", sites: str = '["Ashford", "Leeds"]', population: str = "[7, 900]", extra: str = ""):
     text = textwrap.dedent(f"""
         title = "design"
         [model]
@@ -45,6 +45,7 @@ def config(design: str = "", sites: str = '["Ashford", "Leeds"]', population: st
         steps_per_year = 12
         outputs_per_year = 4
         dtype = "float64"
+        {extra}
         [ensemble]
         source = "design"
         design = {{ q = [0.2, 1.2] }}
@@ -132,3 +133,19 @@ def test_gradient_matches_finite_differences(objective_name):
         # central differences in float64: truncation O(h^2) ~ 1e-12 and round-off ~ 1e-16 / h ~ 1e-10
         np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-8)
         assert np.any(np.abs(g) > 1e-4)  # not a flat point where any gradient would pass
+
+
+def test_chance_uses_common_rolls():
+    from spreadjax.design._run import stochastic_shares
+
+    cfg = config(DESIGN, extra="[stochastic]\nenabled = true")
+    sim, futures = futures_for(cfg, None)
+    p = make_problem(sim, "population", cfg.n_sites, cfg.design)
+    a = programme(p, jnp.full(p.n_vars, 0.8), jnp.asarray(1.8))
+    b = programme(p, jnp.full(p.n_vars, 0.2), jnp.asarray(1.8))
+    first, again = stochastic_shares(p, a, futures, 5, 3), stochastic_shares(p, a, futures, 5, 3)
+    assert first.shape == (6, 3) and np.array_equal(first, again)  # the same rolls: the same futures
+    counts = first * (7 + 900)
+    np.testing.assert_allclose(counts, np.round(counts), atol=1e-9)  # whole organisations adopt
+    assert not np.array_equal(first, stochastic_shares(p, a, futures, 6, 3))  # another seed, other rolls
+    assert not np.array_equal(first, stochastic_shares(p, b, futures, 5, 3))  # another programme, other shares
