@@ -53,6 +53,7 @@ _GRAMMAR = r"""
 ?atom: NUMBER -> num
      | name subs? -> ref
      | name "(" [arg ("," arg)*] ")" -> call
+     | name subs "(" expr ")" -> subcall
      | "(" expr ")"
 ?arg: expr | table
 subs: "[" sub ("," sub)* "]"
@@ -140,6 +141,8 @@ def _to_ir(tree, where: _Where) -> Node:
             args = tuple(walk(a) for a in ch[1:] if a is not None)
             fn = _fn_name(fn_source)
             fn = ALIASES.get(fn, fn)
+            if fn == "QUANTUM" and len(args) == 2:  # B * INTEGER(A / B)
+                return BinOp("*", args[1], Call("INTEGER", (BinOp("/", args[0], args[1]),)))
             if fn == "POWER" and len(args) == 2:
                 return BinOp("^", *args)
             if fn == "LOG" and len(args) == 2:  # LOG(x, base)
@@ -154,6 +157,9 @@ def _to_ir(tree, where: _Where) -> Node:
             if len(args) != 1:
                 raise where.fail(f"unsupported Vensim function {fn_source.strip()!r}")
             return Call("LOOKUP_CALL", (Ref(canonical_name(fn_source)), args[0]), )
+        if kind == "subcall":  # a subscripted lookup called: lookup[dim](x)
+            subs = tuple(canonical_name(name_of(s.children[0])) for s in ch[1].children)
+            return Call("LOOKUP_CALL", (Ref(canonical_name(name_of(ch[0])), subs), walk(ch[2])))
         if kind == "table":
             return table(node)
         if kind == "binop":
@@ -291,12 +297,14 @@ def parse(path: str | Path, text: str | None = None) -> Project:
                                   "parts": []}
             order.append(name)
         if op == "(":
-            if subs:
-                raise where.fail(f"unsupported Vensim construct: subscripted lookup {source!r}")
             entry["parts"].append(("lookup", subs, _lookup_table("(" + rest, where), where))
             continue
         if _UNSUPPORTED_RHS.match(rest):
             raise where.fail(f"unsupported Vensim construct {_UNSUPPORTED_RHS.match(rest).group(1).strip()!r} in {source!r}")
+        tabbed = re.fullmatch(r"\s*TABBED\s+ARRAY\s*\(([\s\d.eE+\-]*)\)\s*", rest, flags=re.IGNORECASE)
+        if subs and tabbed:  # numbers separated by tabs and line breaks, row by row
+            entry["parts"].append(("list", subs, _number_list(",".join(tabbed.group(1).split()), where), where))
+            continue
         if subs and re.fullmatch(r"[\s\d.eE+\-,;]+", rest) and re.search(r"[,;]", rest):
             entry["parts"].append(("list", subs, _number_list(rest, where), where))
             continue
@@ -397,8 +405,9 @@ def _lookup_table(text: str, where: _Where) -> tuple[tuple[float, ...], tuple[fl
     body = re.sub(r"\[[^\]]*\]\s*,?", "", body, count=1)  # the optional range box
     num = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
     pairs = re.findall(rf"\(\s*({num})\s*,\s*({num})\s*\)", body)
-    if pairs:
-        return tuple(float(a) for a, _ in pairs), tuple(float(b) for _, b in pairs)
+    if pairs:  # Vensim reads the points in the order of x
+        pts = sorted(((float(a), float(b)) for a, b in pairs), key=lambda p: p[0])
+        return tuple(a for a, _ in pts), tuple(b for _, b in pts)
     flat = re.findall(num, body)
     if flat and len(flat) % 2 == 0:
         n = len(flat) // 2
@@ -430,6 +439,7 @@ def _assemble(path: Path, defs: dict, order: list[str], dims: dict, links: dict 
     control: dict[str, Node] = {}
     variables: list[Variable] = []
     lookups = {n for n in order if any(k == "lookup" for k, *_ in defs[n]["parts"])}
+    sub_tables: set[str] = set()  # the element lookups of subscripted lookups: name__el
     tables: list[Variable] = []  # lookups written inline (WITH LOOKUP)
     for name in order:
         entry = defs[name]
@@ -442,6 +452,20 @@ def _assemble(path: Path, defs: dict, order: list[str], dims: dict, links: dict 
             continue
         common = dict(name=name, source_name=entry["source"], units=entry["units"], doc=entry["doc"],
                       line=entry["line"])
+        if parts[0][0] == "lookup" and parts[0][1]:  # subscripted: one lookup per element
+            if any(k != "lookup" for k, *_ in parts):
+                raise where.fail(f"{entry['source']!r} is both a lookup and a variable")
+            for _, subs, (xs, ys), pw in parts:
+                for combo in _combos(subs, dims):
+                    el_name = name + "".join(f"__{e}" for e in combo)
+                    if el_name in sub_tables:
+                        raise pw.fail(f"lookup {entry['source']}{list(combo)} is defined twice")
+                    sub_tables.add(el_name)
+                    variables.append(Variable(
+                        kind="lookup", equation=None, lookup=(xs, ys, "hold"), **{
+                            **common, "name": el_name, "source_name": f"{entry['source']}[{', '.join(combo)}]",
+                            "line": pw.line}))
+            continue
         if parts[0][0] == "lookup":
             if len(parts) > 1:
                 raise where.fail(f"lookup {entry['source']!r} is defined twice")
@@ -537,7 +561,7 @@ def _assemble(path: Path, defs: dict, order: list[str], dims: dict, links: dict 
         return r
 
     def fixed(node):
-        return _map_refs(_count_elements(node, dims, path), value)
+        return _element_lookups(_map_refs(_count_elements(node, dims, path), value), sub_tables, path)
 
     variables = [replace(
         v, equation=None if v.equation is None else fixed(v.equation),
@@ -581,6 +605,23 @@ def _bind(node: Node, subs: tuple[str, ...], combo: tuple[str, ...], position: d
         return Ref(r.name, tuple(binding.get(s, s) for s in r.subscripts))
 
     return _map_refs(node, bound)
+
+
+def _element_lookups(node: Node, tables: set[str], path: Path) -> Node:
+    """``LOOKUP_CALL(lookup[a, b], x)`` (subscripts bound to elements) -> a call of ``lookup__a__b``."""
+    if isinstance(node, Call):
+        args = tuple(_element_lookups(a, tables, path) for a in node.args)
+        if node.fn == "LOOKUP_CALL" and args[0].subscripts:
+            name = args[0].name + "".join(f"__{e}" for e in args[0].subscripts)
+            if name not in tables:
+                raise ModelError(f"{path}: no lookup {args[0].name}{list(args[0].subscripts)}")
+            return Call("LOOKUP_CALL", (Ref(name), args[1]))
+        return Call(node.fn, args)
+    if isinstance(node, BinOp):
+        return BinOp(node.op, _element_lookups(node.left, tables, path), _element_lookups(node.right, tables, path))
+    if isinstance(node, Unary):
+        return Unary(node.op, _element_lookups(node.operand, tables, path))
+    return node
 
 
 def _count_elements(node: Node, dims: dict, path: Path) -> Node:
