@@ -29,9 +29,10 @@ def identify_paragraph(groups: Mapping[str, Any] | None) -> str:
                 f"({_esc(type(exc).__name__)}: {_esc(exc)}).</p>")
     if ident.push is None and ident.pull is None:
         return ""
-    cls = "good" if ident.separated else "bad" if ident.separated is False else ""
+    # green when separated; otherwise a plain box: a limit of the data, not a failed calibration check
+    cls = "flag good" if ident.separated else "flag"
     out = ("<h3>Can the data tell push from pull?</h3>"
-           f'<div class="flag {cls}"><p>{_esc(ident.verdict)}</p></div>')
+           f'<div class="{cls}"><p>{_esc(ident.verdict)}</p></div>')
     if ident.push and ident.pull:
         rows = "".join(
             f"<tr><td>{_esc(label)}</td><td>{ident.contraction['push'][label]:.2f}</td>"
