@@ -76,8 +76,8 @@ def run_identify(cfg: Any, out_dir: Path, posterior: Path | None, sbc: int | Non
             f"{SBC_SAMPLES} draws), compiled once")
         res = run_sbc(problem, sbc, settings=settings, seed=s.seed)
         result["sbc"] = res.to_dict()
-        rank_histograms(res, out_dir / "sbc_ranks.png")
-        zscore_contraction(res, out_dir / "sbc_contraction.png")
+        say(f"wrote {rank_histograms(res, out_dir / 'sbc_ranks.png')}, "
+            f"{zscore_contraction(res, out_dir / 'sbc_contraction.png')}")
         for f in res.flags:
             say(f"- {f}")
         if not res.flags:
