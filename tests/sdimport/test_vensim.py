@@ -508,3 +508,32 @@ def test_subscript_ranges_partial_definitions_equivalents_and_elements_as_values
     assert (got["isc__c"] == 1).all() and (got["isc__b"] == 0).all()
     with pytest.raises(ModelError, match=r"reads x\[b\], which has no equation"):
         import_model(mdl(tmp_path, "r: a, b", "x[a]= 1", "y= x[b] * Time", name="missing.mdl"))
+
+
+def test_except_mappings_subscripted_lookups_tabbed_arrays_and_active_initial(tmp_path):
+    path = mdl(
+        tmp_path, "store: s1, s2, s3", "product: p1, p2", "skill: m, a -> product",
+        "inv[store, product] :EXCEPT: [s3, p2], [s1, p1] = 7 * Time", "inv[s3, p2]= 900", "inv[s1, p1]= -1",
+        "force[skill]= 5, 10", "work[product]= force[skill] * 2 + 0 * Time",
+        "tab[store, product]= TABBED ARRAY(\n\t1\t2\n\t3\t4\n\t5\t6)",
+        "curve[p1](\n\t(0, 0), (10, 5)) ~~|\ncurve[p2](\n\t(10, 1), (0, 3))",
+        "shaped[product]= curve[product](Time * 2)",
+        "ai= ACTIVE INITIAL(Time * 3, 45)", "st= INTEG(1, ai)", "q= QUANTUM(Time * 7, 2)",
+        stop=2, dt=0.5)
+    imported = import_model(path)
+    want_names = ("inv__s1__p2", "inv__s3__p1", "work__p1", "work__p2",
+                  "shaped__p1", "shaped__p2", "ai", "st", "q")
+    got, t = run(imported, want_names)
+    g = {k: v[:, 0] for k, v in got.items()}
+    constants = {p.name: p.default for p in imported.model.parameters}
+    assert constants["inv__s1__p1"] == -1.0 and constants["inv__s3__p2"] == 900.0  # the excepted elements
+    np.testing.assert_allclose(g["inv__s1__p2"], 7 * t)
+    np.testing.assert_allclose(g["inv__s3__p1"], 7 * t)
+    np.testing.assert_array_equal(g["work__p1"], 10.0)  # m <-> p1
+    np.testing.assert_array_equal(g["work__p2"], 20.0)  # a <-> p2
+    np.testing.assert_allclose(g["shaped__p1"], np.interp(2 * t, [0, 10], [0, 5]))
+    np.testing.assert_allclose(g["shaped__p2"], np.interp(2 * t, [0, 10], [3, 1]))  # points sorted by x
+    assert [constants[f"tab__{s}__{p}"] for s in ("s1", "s2", "s3") for p in ("p1", "p2")] == [1, 2, 3, 4, 5, 6]
+    np.testing.assert_allclose(g["ai"], 3 * t)
+    np.testing.assert_allclose(g["st"], 45 + t)  # the stock starts from the initial value 45
+    np.testing.assert_allclose(g["q"], 2 * np.trunc(7 * t / 2))
