@@ -141,6 +141,17 @@ def _to_ir(tree, where: _Where) -> Node:
             args = tuple(walk(a) for a in ch[1:] if a is not None)
             fn = _fn_name(fn_source)
             fn = ALIASES.get(fn, fn)
+            if fn in ("TREND", "FORECAST") and len(args) == 3:
+                # Vensim: average = SMOOTHI(x, T, x / (1 + trend0 * T)), TREND = ZIDZ(x - average,
+                # T * ABS(average)); FORECAST(x, T, horizon) = x * (1 + TREND(x, T, 0) * horizon)
+                x, t_avg, third = args
+                trend0 = third if fn == "TREND" else Num(0.0)
+                init = BinOp("/", x, BinOp("+", Num(1.0), BinOp("*", trend0, t_avg)))
+                average = Call("SMOOTHI", (x, t_avg, init))
+                trend = Call("ZIDZ", (BinOp("-", x, average), BinOp("*", t_avg, Call("ABS", (average,)))))
+                if fn == "TREND":
+                    return trend
+                return BinOp("*", x, BinOp("+", Num(1.0), BinOp("*", trend, third)))
             if fn == "QUANTUM" and len(args) == 2:  # B * INTEGER(A / B)
                 return BinOp("*", args[1], Call("INTEGER", (BinOp("/", args[0], args[1]),)))
             if fn == "POWER" and len(args) == 2:

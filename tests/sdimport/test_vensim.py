@@ -294,7 +294,7 @@ def test_subranges_and_numeric_ranges(tmp_path):
 @pytest.mark.parametrize("equation, construct", [
     ("x= RANDOM NORMAL(0, 1, 0, 1, 0)", "RANDOM NORMAL"),
     ("x= SAMPLE IF TRUE(Time > 1, Time, 0)", "SAMPLE IF TRUE"),
-    ("x= TREND(Time, 2, 0)", "TREND"),
+    ("x= GAME(Time)", "GAME"),
     ("x= GET XLS DATA('a.xlsx', 'b', 'c', 'd')", "GET XLS DATA"),
     ("x:= 3", "data equation"),
     ("x= A FUNCTION OF(y)", "A FUNCTION OF"),
@@ -537,3 +537,20 @@ def test_except_mappings_subscripted_lookups_tabbed_arrays_and_active_initial(tm
     np.testing.assert_allclose(g["ai"], 3 * t)
     np.testing.assert_allclose(g["st"], 45 + t)  # the stock starts from the initial value 45
     np.testing.assert_allclose(g["q"], 2 * np.trunc(7 * t / 2))
+
+
+def test_trend_and_forecast_follow_their_smooth_recurrence(tmp_path):
+    path = mdl(tmp_path, "x= 7 + 900 * RAMP(1, 1, 3)", "tr= TREND(x, 2, 0.1)", "fc= FORECAST(x, 2, 5)",
+               stop=4, dt=0.25)
+    got, t = run(import_model(path), ("x", "tr", "fc"))
+    x = got["x"][:, 0]
+    np.testing.assert_allclose(x, 7 + 900 * (np.clip(t, 1, 3) - 1))
+    dt, T = 0.25, 2.0
+    avg_t, avg_f = [x[0] / (1 + 0.1 * T)], [x[0]]
+    for k in range(len(t) - 1):
+        avg_t.append(avg_t[-1] + dt * (x[k] - avg_t[-1]) / T)
+        avg_f.append(avg_f[-1] + dt * (x[k] - avg_f[-1]) / T)
+    avg_t, avg_f = np.array(avg_t), np.array(avg_f)
+    np.testing.assert_allclose(got["tr"][:, 0], (x - avg_t) / (T * np.abs(avg_t)), rtol=1e-12)
+    np.testing.assert_allclose(got["fc"][:, 0], x * (1 + 5 * (x - avg_f) / (T * np.abs(avg_f))), rtol=1e-12)
+    assert got["tr"][0, 0] == pytest.approx(0.1)  # the initial trend
