@@ -73,7 +73,7 @@ POW: "^"
 BANG: "!"
 NUMBER: /(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?/
 NAME: /[A-Za-z_\u00c0-\uffff][\w$'&%\u00c0-\uffff]*([ \t]+[\w$'&%\u00c0-\uffff]+)*/
-QNAME: /"[^"]*"/
+QNAME: /"(?:[^"\\]|\\.)*"/
 %ignore /\s+/
 """
 
@@ -210,10 +210,39 @@ def parse_expression(text: str, where: _Where) -> Node:
 # -- the file -------------------------------------------------------------------------------------
 
 _LHS = re.compile(
-    r"""^\s*(?P<name>"[^"]*"|[^=\[\](:~|"<>]+?)\s*(?P<subs>\[[^\]]*\])?\s*(?P<op>:=|==|<->|:EXCEPT:|:IS:|=|:|\()""",
+    r"""^\s*(?P<name>"(?:[^"\\]|\\.)*"|[^=\[\](:~|"<>]+?)\s*(?P<subs>\[[^\]]*\])?\s*(?P<op>:=|==|<->|:EXCEPT:|:IS:|=|:|\()""",
     re.IGNORECASE | re.DOTALL,
 )
 _UNSUPPORTED_RHS = re.compile(r"^\s*(A FUNCTION OF|GET [A-Za-z0-9 ]+?(?=\s*\()|:NA:)", re.IGNORECASE)
+
+
+def _scan_equations(text: str) -> list[list[str]]:
+    """Split a model text into equations ``[equation, units, comment]`` at ``~`` and ``|``; in the
+    equation part a quoted name (``"a | b ~ c"``, with ``\\"`` escapes) is kept whole, while units
+    and comments are free text (an odd number of quotes there is fine)."""
+    out: list[list[str]] = []
+    parts: list[str] = []
+    buf: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"' and not parts:  # a quoted name in the equation
+            m = re.compile(r'"(?:[^"\\]|\\.)*"').match(text, i)
+            if m is not None:
+                buf.append(m.group(0))
+                i = m.end()
+                continue
+        if c == "~":
+            parts.append("".join(buf))
+            buf = []
+        elif c == "|":
+            out.append(parts + ["".join(buf)])
+            parts, buf = [], []
+        else:
+            buf.append(c)
+        i += 1
+    out.append(parts + ["".join(buf)])
+    return out
 
 
 def _split_chunks(text: str) -> list[tuple[str, str, str, int]]:
@@ -223,14 +252,14 @@ def _split_chunks(text: str) -> list[tuple[str, str, str, int]]:
         text = text[:sketch.start()]
     chunks = []
     line = 1
-    for raw in text.split("|"):
+    for parts in _scan_equations(text):
+        raw = "~".join(parts)
         stripped = raw.lstrip()
         lead = raw[: len(raw) - len(stripped)]
         start = line + lead.count("\n") + lead.count("\x01")
         line += raw.count("\n") + raw.count("\x01")
         if not stripped.strip():
             continue
-        parts = raw.split("~")
         eq = parts[0]
         units = parts[1].strip() if len(parts) > 1 else ""
         doc = " ".join(parts[2].split()) if len(parts) > 2 else ""
