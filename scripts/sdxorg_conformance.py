@@ -67,16 +67,18 @@ CONSTRUCTS = [
 
 #: failures that are the suite's own fault, by model path prefix (checked by hand; the model still
 #: runs and counts as failed, the reason is shown beside it and in the JSON as "suite_issue")
+_UNTRANSLATED = "the XMILE export holds the equation '???' (Vensim could not translate it)"
 SUITE_ISSUES = {
-    "tests/subscript_1d_arrays/": "the XMILE export holds the equation '???' (Vensim could not translate it)",
-    "tests/subscript_constant_call/": "the XMILE export holds the equation '???'",
-    "tests/subscript_mixed_assembly/": "the XMILE export holds the equation '???'",
-    "tests/subscript_multiples/": "the XMILE export holds the equation '???'",
-    "tests/subscript_subranges/test_subscript_subrange.stmx": "the XMILE export holds the equation '???'",
-    "tests/subscript_subranges/test_subscript_subrange.xmile": "the XMILE export holds the equation '???'",
-    "tests/subscript_subranges_equal/": "the XMILE export holds the equation '???'",
-    "tests/subscript_updimensioning/": "the XMILE export holds the equation '???'",
-    "tests/subscripted_flows/": "the XMILE export holds the equation '???'",
+    **{f"tests/{folder}/{stem}.{ext}": _UNTRANSLATED
+       for folder, stem in (("subscript_1d_arrays", "test_subscript_1d_arrays"),
+                            ("subscript_constant_call", "test_subscript_constant_call"),
+                            ("subscript_mixed_assembly", "test_subscript_mixed_assembly"),
+                            ("subscript_multiples", "test_multiple_subscripts"),
+                            ("subscript_subranges", "test_subscript_subrange"),
+                            ("subscript_subranges_equal", "test_subscript_subrange_equal"),
+                            ("subscript_updimensioning", "test_subscript_updimensioning"),
+                            ("subscripted_flows", "test_subscripted_flows"))
+       for ext in ("stmx", "xmile")},
     "tests/active_initial/test_active_initial.stmx": "the XMILE export lost ACTIVE INITIAL (Value A = Time), "
                                                      "the output is the .mdl's (Stock A starts at 45)",
     "tests/active_initial/test_active_initial.xmile": "the XMILE export lost ACTIVE INITIAL (Value A = Time), "
@@ -87,7 +89,7 @@ SUITE_ISSUES = {
                                                           "output is Vensim's Euler run (README)",
     "tests/exp/": "the canonical output is Vensim's single-precision sum: StockA = -5 + 50 * 0.1 is printed "
                   "as -2.52e-06 (exact: 0, within 1e-6 of zero as spreadjax's -1e-15 is not)",
-    "tests/subscripted_delays/": "single-precision canonical output: 'Stock DelayN' crosses zero, where "
+    "tests/subscripted_delays/test_subscripted_delays.mdl": "single-precision canonical output: 'Stock DelayN' crosses zero, where "
                                  "Vensim's float32 sum (abs. error ~7e-6 on values of ~60) exceeds 1e-4 relative",
 }
 

@@ -219,6 +219,20 @@ def test_the_suite_rule_rejects_what_it_should():
     assert not conformance.matches(np.array([0.0]), np.array([2e-6])).any()
 
 
+def test_printed_precision_slack_and_suite_faults():
+    """A cell printed as 0.04523 matches anything that rounds to it (half a unit of its last digit);
+    10.0 or 0.5 get no slack. Known faults of the suite's files are named beside the failure."""
+    ref, slack = np.array([0.04523, 9.1e-05, 10.0]), np.array([5e-6, 5e-7, 0.0])
+    assert conformance.matches(ref, np.array([0.0452252, 9.09732e-05, 10.0]), slack).all()
+    assert not conformance.matches(ref, np.array([0.0452252, 9.09732e-05, 10.0])).all()  # without slack
+    assert not conformance.matches(ref, np.array([0.045224, 9.16e-05, 10.01]), slack).any()
+    times, columns, slacks = conformance.read_output(
+        conformance.SUITE / "tests/lookups_with_expr/output.csv", with_slack=True)
+    assert slacks["lookup expr"][5] == 5e-6 and columns["lookup expr"][5] == 0.04523
+    assert "???" in conformance.suite_issue("tests/subscripted_flows/test_subscripted_flows.xmile")
+    assert conformance.suite_issue("tests/subscripted_flows/test_subscripted_flows.mdl") == ""
+
+
 def test_output_columns_map_to_imported_names():
     assert conformance.spreadjax_name("Stock A[Entry 1, Column 2]") == "stock_a__entry_1__column_2"
     assert conformance.spreadjax_name("Teacup Temperature") == "teacup_temperature"
