@@ -477,6 +477,7 @@ def _assemble(path: Path, defs: dict, order: list[str], dims: dict, links: dict 
             element_dim.setdefault(e, d)
             position.setdefault(e, i + 1)
     control: dict[str, Node] = {}
+    control_lines: dict[str, int] = {}
     variables: list[Variable] = []
     lookups = {n for n in order if any(k == "lookup" for k, *_ in defs[n]["parts"])}
     sub_tables: set[str] = set()  # the element lookups of subscripted lookups: name__el
@@ -489,6 +490,7 @@ def _assemble(path: Path, defs: dict, order: list[str], dims: dict, links: dict 
             if parts[0][1] or len(parts) > 1 or parts[0][0] != "expr":
                 raise where.fail(f"{entry['source']} must be one number")
             control[name] = parts[0][2]
+            control_lines[name] = entry["line"]
             continue
         common = dict(name=name, source_name=entry["source"], units=entry["units"], doc=entry["doc"],
                       line=entry["line"])
@@ -588,7 +590,7 @@ def _assemble(path: Path, defs: dict, order: list[str], dims: dict, links: dict 
             raise ModelError(f"{path}:{t.line}: the name {t.name!r} for the WITH LOOKUP table of "
                              f"{t.source_name!r} is taken; rename that variable")
     variables += tables
-    settings = _control(path, control)
+    settings = _control(path, control, control_lines)
     values = {n: Num(settings[CONTROL[n]]) for n in CONTROL}
 
     def value(r: Ref) -> Node:
@@ -776,7 +778,7 @@ def _evaluate(node: Node, env: dict[str, float], where: str) -> float:
     raise ModelError(f"{where}: must be a number or an expression of the other control settings")
 
 
-def _control(path: Path, control: dict[str, Node]) -> dict[str, float]:
+def _control(path: Path, control: dict[str, Node], lines: dict[str, int] | None = None) -> dict[str, float]:
     missing = [n.upper().replace("_", " ") for n in ("initial_time", "final_time", "time_step") if n not in control]
     if missing:
         raise ModelError(f"{path}: the model has no {', '.join(missing)} (Vensim's simulation control)")
@@ -790,6 +792,7 @@ def _control(path: Path, control: dict[str, Node]) -> dict[str, float]:
                     pass
     for name in control:
         if name not in env:
-            _evaluate(control[name], env, f"{path}: {name.upper().replace('_', ' ')}")
+            where = f"{path}:{lines[name]}" if lines and name in lines else str(path)
+            _evaluate(control[name], env, f"{where}: unsupported construct: {name.upper().replace('_', ' ')}")
     env.setdefault("saveper", env["time_step"])
     return {CONTROL[n]: float(v) for n, v in env.items()}
