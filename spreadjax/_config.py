@@ -16,13 +16,12 @@ from typing import Any
 import numpy as np
 
 from ._errors import ConfigError, InputError, ModelError, check_keys, check_regular_file, suggest
+from ._limits import MAX_SEED
 
 SECTIONS = ("title", "description", "model", "sites", "parameters", "schedules", "network",
             "simulation", "stochastic", "data", "observation", "priors", "calibration", "scenarios",
             "ensemble", "run", "backtest", "compare", "design")
 HAZARD = "network_hazard"  # [observation] model of individual-level configs (no stock-and-flow model)
-#: The largest seed: seeds become int32 arrays in JAX (a larger one failed mid-run, after the store was made).
-MAX_SEED = 2**31 - 1
 #: A config is a page of TOML: a file far larger is another file given by mistake (read whole, it could fill memory).
 MAX_CONFIG_BYTES = 10 * 10**6
 

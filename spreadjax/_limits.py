@@ -15,6 +15,9 @@ from pathlib import Path
 
 from ._errors import InputError
 
+#: The largest seed: seeds become int32 arrays in JAX (a larger one failed mid-run, after the store was made).
+MAX_SEED = 2**31 - 1
+
 OVERRIDE = "SPREADJAX_NO_SIZE_CHECK"
 #: Solver steps per member over the horizon above which a run is refused: 1e9 RK4 steps of the
 #: flagship model take hours even for one member.

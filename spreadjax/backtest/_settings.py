@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._config import MAX_SEED
+from .._limits import MAX_SEED
 from .._errors import ConfigError, DataError, check_keys
 
 

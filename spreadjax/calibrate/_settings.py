@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._config import MAX_SEED
+from .._limits import MAX_SEED
 from .._errors import ConfigError, DataError
 from ._observe import OBSERVATIONS, Observation
 from ._priors import Prior, parse_prior

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .._config import MAX_SEED
+from .._limits import MAX_SEED
 from .._errors import ConfigError, check_keys
 
 OBJECTIVES = ("expected_adoption", "probability_of_target", "cvar_shortfall")

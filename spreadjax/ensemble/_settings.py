@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._config import MAX_SEED
+from .._limits import MAX_SEED
 from .._errors import ConfigError, check_keys
 
 SOURCES = ("posterior", "prior", "design", "fixed")
