@@ -112,9 +112,13 @@ def ramp(p: DesignProblem, w: Any) -> Any:
     return jnp.clip((w - jnp.asarray(p.step_times, jnp.result_type(w))) / p.dt, 0.0, 1.0)
 
 
-def programme(p: DesignProblem, x: Any, budget: Any) -> Any:
+def programme(p: DesignProblem, x: Any, budget: Any, soft: float = 0.0) -> Any:
     """The programme schedule's values ``(n_steps, site)`` for decision ``x`` ``(n_vars,)`` under
-    ``budget`` (programme-years): bounds, withdrawal and budget hold exactly."""
+    ``budget`` (programme-years): bounds, withdrawal and budget hold exactly. ``soft > 0``: the
+    quasi-Newton search's surrogate, whose budget scaling ``room / max(spend, room)`` has its kink
+    at the budget frontier rounded off over a relative width ``soft`` (it never spends more than
+    the budget; the exact map is what is scored)."""
+    import jax
     import jax.numpy as jnp
 
     u = x[: p.n_intensity].reshape(p.n_pieces, -1)  # (piece, site or 1)
@@ -125,7 +129,11 @@ def programme(p: DesignProblem, x: Any, budget: Any) -> Any:
     spend_floor = p.dt * p.n_sites * jnp.sum(floor)
     spend_above = p.dt * jnp.sum(above)
     room = jnp.maximum(budget - spend_floor, 0.0)
-    scale = jnp.where(spend_above > room, room / jnp.where(spend_above > 0, spend_above, 1.0), 1.0)
+    if soft > 0:  # room / softmax(spend, room): smooth, and within ~soft of the exact scale
+        width = soft * jnp.maximum(room, 1e-12)
+        scale = room / (jnp.maximum(room, 1e-12) + width * jax.nn.softplus((spend_above - room) / width))
+    else:
+        scale = jnp.where(spend_above > room, room / jnp.where(spend_above > 0, spend_above, 1.0), 1.0)
     return floor + above * scale
 
 
@@ -192,6 +200,8 @@ def natural(p: DesignProblem, score_value: float) -> float:
     return -float(score_value) if p.objective == "cvar_shortfall" else float(score_value)
 
 
-def objective(p: DesignProblem, x: Any, budget: Any, futures: Futures, smooth: bool = False) -> Any:
-    """Score of decision ``x`` (higher is better): exact, or the smooth surrogate."""
-    return score(p, adoption(p, programme(p, x, budget), futures), smooth)
+def objective(p: DesignProblem, x: Any, budget: Any, futures: Futures, smooth: bool = False,
+              soft: float = 0.0) -> Any:
+    """Score of decision ``x`` (higher is better): exact, or the smooth surrogate (``soft``: see
+    :func:`programme`)."""
+    return score(p, adoption(p, programme(p, x, budget, soft), futures), smooth)

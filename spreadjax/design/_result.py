@@ -136,7 +136,7 @@ def design_dataset(result: Any, summary: dict[str, Any]) -> xr.Dataset:
                      {"units": "1", "long_name": "paired gain over the baseline per future"}),
             "grid_x": (("point", "variable"), result.grid_x),
             "grid_score": (("point",), result.grid_scores, {"long_name": "exact score (higher is better)"}),
-            "trace": (("start", "iteration"), result.trace, {"long_name": "surrogate score per Adam step"}),
+            "trace": (("start", "iteration"), result.trace, {"long_name": "surrogate score per step (Adam) or per objective+gradient call (L-BFGS-B)"}),
             "x": (("variable",), result.x, {"long_name": "chosen decision in the unit box"}),
             **({} if result.chance is None else {
                 "share_with_chance": (("draw", "replicate"), result.chance["chosen"], {"units": "1"}),

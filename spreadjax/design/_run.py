@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .._errors import InputError
-from ._optimise import Search, differential_evolution, evaluate, gradient_search, grid_points
+from ._optimise import Search, differential_evolution, evaluate, gradient_search, grid_points, quasi_newton_search
 from ._problem import DesignProblem, Futures, adoption, constant_programme, make_problem, programme
 
 Progress = Callable[[int, int], None]
@@ -114,7 +114,7 @@ def solve_design(config: Any, posterior: str | None = None, progress: Progress |
     tick = progress or (lambda done, total: None)
     tick(0, total)
     bx = baseline_x(p, d)
-    grad, trace = gradient_search(p, futures, d.budget, _starts(p, bx, d.starts, d.seed), d.steps, d.learning_rate)
+    grad, trace = search(p, futures, d, _starts(p, bx, d.starts, d.seed))
     done = d.steps * d.starts
     tick(done, total)
     evo = differential_evolution(p, futures, d.budget, d.de_generations, d.de_popsize, d.seed,
@@ -145,6 +145,13 @@ def solve_design(config: Any, posterior: str | None = None, progress: Progress |
                         np.asarray(values, float), np.asarray(base_values, float), shares, base_shares, base_score,
                         grid, grid_scores, grid_shares, trace, levers, budget_el, w_value, marginal, periods,
                         chance)
+
+
+def search(p: DesignProblem, futures: Futures, settings: Any, starts: np.ndarray) -> tuple[Search, np.ndarray]:
+    """The gradient search ``settings.method`` asks for, from ``starts`` ``(start, n_vars)``."""
+    if settings.method == "adam":
+        return gradient_search(p, futures, settings.budget, starts, settings.steps, settings.learning_rate)
+    return quasi_newton_search(p, futures, settings.budget, starts, settings.steps)
 
 
 @functools.lru_cache(maxsize=8)

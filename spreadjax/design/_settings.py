@@ -15,7 +15,9 @@ The decision is the central programme schedule (``programme``, 0 = withdrawn, 1 
   ``cvar_shortfall`` (minimise the mean shortfall below ``target`` in the worst ``1 - alpha`` of
   futures); ``smoothing``: the scale (share adopted) of the smooth surrogate for the last two;
 - ``draws``, ``seed``: posterior draws (common to every programme compared) and their seed;
-- ``steps``, ``learning_rate``, ``starts``: the gradient search (optax Adam);
+- ``method``: the gradient search: ``lbfgs`` (default: scipy L-BFGS-B in the unit box on the
+  compiled model's gradient; ``steps`` caps its iterations per start) or ``adam`` (optax Adam,
+  ``steps`` steps of ``learning_rate``); ``starts``: the baseline and seeded random points;
 - ``de_generations``, ``de_popsize``: the derivative-free baseline (scipy differential evolution);
 - ``grid``: levels per piece (and withdrawal dates) on the coarse grid of shared schedules;
 - ``baseline``: ``{ intensity = 0.5, withdraw = ... }``: the constant programme to beat (default:
@@ -35,8 +37,9 @@ from .._limits import MAX_SEED
 from .._errors import ConfigError, check_keys
 
 OBJECTIVES = ("expected_adoption", "probability_of_target", "cvar_shortfall")
+METHODS = ("lbfgs", "adam")
 KEYS = ("objective", "horizon", "target", "alpha", "smoothing", "knots", "intensity", "withdraw", "min_duration",
-        "budget", "allocate", "draws", "seed", "steps", "learning_rate", "starts", "de_generations", "de_popsize",
+        "budget", "allocate", "draws", "seed", "method", "steps", "learning_rate", "starts", "de_generations", "de_popsize",
         "grid", "baseline")
 #: Draws x programmes evaluated at once are bounded by memory; a design over more than this many
 #: posterior draws adds little (the Monte Carlo error of a mean over 1,000 draws is already ~3%).
@@ -80,6 +83,7 @@ class DesignSettings:
     de_popsize: int
     grid: int
     baseline: Baseline
+    method: str = "lbfgs"
 
     @property
     def earliest_withdrawal(self) -> float:
@@ -211,6 +215,9 @@ def parse_design(raw: dict, where: str, model: Any, simulation: Any, n_sites: in
 
     draws = _whole(table, "draws", 200, 1, MAX_DRAWS, where)
     seed = _whole(table, "seed", 0, 0, MAX_SEED, where)
+    method = table.get("method", "lbfgs")
+    if method not in METHODS:
+        raise ConfigError(f"{where}: [design] method = {method!r}: expected one of {', '.join(METHODS)}")
     steps = _whole(table, "steps", 300, 1, MAX_STEPS, where)
     starts = _whole(table, "starts", 4, 1, 64, where)
     lr = _number(table.get("learning_rate", 0.1), where, "learning_rate", "a step size > 0, e.g. 0.1")
@@ -236,7 +243,7 @@ def parse_design(raw: dict, where: str, model: Any, simulation: Any, n_sites: in
                           f"the allowed withdrawal dates ({earliest:.4g} to {withdraw[1]:.4g} years)")
     out = DesignSettings(objective, float(horizon), target, alpha, smoothing, knots, (lo_i, hi_i),
                          (float(withdraw[0]), float(withdraw[1])), min_duration, budget, allocate, draws, seed,
-                         steps, lr, starts, de_generations, de_popsize, grid, Baseline(b_int, float(b_w)))
+                         steps, lr, starts, de_generations, de_popsize, grid, Baseline(b_int, float(b_w)), method)
     check_design_sites(out, n_sites, where)
     n_grid = grid ** len(knots) * (grid if withdraw[1] - earliest > 1e-12 else 1)
     if n_grid > MAX_GRID_POINTS:
