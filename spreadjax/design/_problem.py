@@ -129,11 +129,11 @@ def programme(p: DesignProblem, x: Any, budget: Any, soft: float = 0.0) -> Any:
     spend_floor = p.dt * p.n_sites * jnp.sum(floor)
     spend_above = p.dt * jnp.sum(above)
     room = jnp.maximum(budget - spend_floor, 0.0)
-    if soft > 0:  # room / softmax(spend, room): smooth, and within ~soft of the exact scale
-        width = soft * jnp.maximum(room, 1e-12)
-        scale = room / (jnp.maximum(room, 1e-12) + width * jax.nn.softplus((spend_above - room) / width))
-    else:
-        scale = jnp.where(spend_above > room, room / jnp.where(spend_above > 0, spend_above, 1.0), 1.0)
+    scale = jnp.where(spend_above > room, room / jnp.where(spend_above > 0, spend_above, 1.0), 1.0)
+    if not isinstance(soft, (int, float)) or soft > 0:  # room / softmax(spend, room), within ~soft of it
+        width = jnp.maximum(soft, 1e-12) * jnp.maximum(room, 1e-12)
+        rounded = room / (jnp.maximum(room, 1e-12) + width * jax.nn.softplus((spend_above - room) / width))
+        scale = jnp.where(soft > 0, rounded, scale)  # soft may be traced: 0 gives the exact map
     return floor + above * scale
 
 
