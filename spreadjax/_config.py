@@ -199,7 +199,7 @@ def parse_config(raw: dict, where: str = "<config>") -> Config:
 
     calibration = parse_calibration(raw, where, model, dict(parameters))
     if calibration is not None:
-        _check_observed_names(model, where, file)
+        _check_observed_names(model, where, file, calibration.observation)
     data = None
     if calibration is not None:
         from .calibrate._settings import data_facts
@@ -242,18 +242,22 @@ def parse_config(raw: dict, where: str = "<config>") -> Config:
                   design=parse_design(raw, where, model, simulation, n))
 
 
-def _check_observed_names(model, where: str, file: str | None) -> None:
-    """Calibration compares observed cumulative adopters with the model's ``ever_adopted`` stock (and
-    reads its population parameter): a model without them cannot be fitted."""
+def _check_observed_names(model, where: str, file: str | None, observation) -> None:
+    """Calibration compares observed cumulative adopters with ``[observation] cumulative`` (by
+    default the stock ``ever_adopted``); in counts it needs the model's population parameter (the
+    data fix it), as a share (``scale = "fraction"``) the data's populations scale it instead."""
     which = f"model {model.name!r}" + (f" (file {file!r})" if file else "")
     names = model.names
-    if names.get("ever_adopted") != "stock":
+    if observation.cumulative == ("ever_adopted",) and names.get("ever_adopted") != "stock":
         raise ConfigError(
             f"{where}: [data] is fitted to the model's cumulative adopters, the stock 'ever_adopted'; {which} has "
-            "none: add a stock ever_adopted with tally = \"<the adoption flow>\" and counted = false")
-    if model.population is None:
+            "none: add a stock ever_adopted with tally = \"<the adoption flow>\" and counted = false, or name the "
+            "quantity in [observation] cumulative = \"<stock>\" (with scale = \"fraction\" if it is a share)")
+    if model.population is None and observation.scale == "count":
         raise ConfigError(f"{where}: [data] needs the model's population parameter; {which} names none: set "
-                          "[model] population = \"<parameter>\" in the model file")
+                          "[model] population = \"<parameter>\" in the model file, or, if "
+                          f"[observation] cumulative = {' + '.join(observation.cumulative)!r} is a share of the "
+                          "population, set [observation] scale = \"fraction\"")
 
 
 def _with_data_population(parameters: tuple, model, data, where: str) -> tuple:

@@ -25,6 +25,8 @@ import numpyro.distributions as dist
 from ._priors import Prior
 
 OBSERVATIONS = ("binomial", "beta_binomial", "negative_binomial")
+SCALES = ("count", "fraction")
+CUMULATIVE = ("ever_adopted",)  # the flagship's cumulative-adopters stock
 EPS = 1e-6  # keeps hazards inside (0, 1) and means positive
 
 
@@ -43,10 +45,23 @@ def at_risk(observed: Any, population: Any, initial: Any) -> Any:
 
 @dataclass(frozen=True)
 class Observation:
-    """An observation model and, for overdispersed ones, the prior of its concentration."""
+    """An observation model, for overdispersed ones the prior of its concentration, and the model
+    quantity the counts are compared with: the sum of the outputs ``cumulative`` (stocks or
+    auxiliaries), in organisations (``scale = "count"``) or as a share of each site's population
+    (``"fraction"``: expected count = population x share)."""
 
     kind: str = "binomial"
     concentration: Prior | None = None
+    cumulative: tuple[str, ...] = CUMULATIVE
+    scale: str = "count"
+
+    def expected(self, out: dict[str, Any], population: Any) -> Any:
+        """Expected cumulative adopters ``(time, site)`` (organisations) from simulation outputs
+        ``out`` (``{name: (time, site)}``) and the data's ``population`` ``(site,)``."""
+        total = out[self.cumulative[0]]
+        for name in self.cumulative[1:]:
+            total = total + out[name]
+        return total * jnp.asarray(population)[None] if self.scale == "fraction" else total
 
     def distribution(self, expected: Any, observed: Any, population: Any, initial: Any) -> dist.Distribution:
         """Distribution of new adopters per period ``(time, site)``; samples ``concentration``."""

@@ -22,7 +22,6 @@ from ..core._sensitivity import FORWARD_MAX_INPUTS, forward_sensitivities, n_inp
 from ._observe import Observation, awareness_distribution
 from ._priors import Prior, sample_parameter
 
-CUMULATIVE = "ever_adopted"
 GRADIENTS = ("auto", "forward", "reverse")
 
 
@@ -78,7 +77,7 @@ class CountData:
 class CalibrationProblem:
     """Everything needed to score parameter values against data.
 
-    ``sim`` must output ``ever_adopted`` (and ``unaware`` when ``data.aware`` is given) at
+    ``sim`` must output the names ``observation.cumulative`` (and ``unaware`` when ``data.aware`` is given) at
     ``(t0, *data.times)``; ``base_params`` hold the fixed values; ``priors`` the free ones.
     ``gradients``: how the simulation is differentiated: ``"forward"`` sensitivities (one pass
     with a tangent per free number; fastest for a few), ``"reverse"`` mode (needed for Hessians,
@@ -133,9 +132,9 @@ class CalibrationProblem:
         """The numpyro model. With ``observe=False`` it samples data instead (predictive)."""
         values = {p.name: sample_parameter(p, self.n_sites) for p in self.priors}
         out = self.simulate(values)
-        expected = out[CUMULATIVE]
-        numpyro.deterministic("expected_adopters", expected[1:])
         d = self.data
+        expected = self.observation.expected(out, d.population)
+        numpyro.deterministic("expected_adopters", expected[1:])
         obs_dist = self.observation.distribution(expected, d.cumulative, d.population, d.initial)
         numpyro.sample("new_adopters", obs_dist, obs=d.new if observe else None)
         if d.aware is not None:

@@ -49,7 +49,7 @@ def build_problem(config: Any, fit_until: float | None = None) -> CalibrationPro
     if cm.model.population is not None:
         values[cm.model.population] = np.asarray(data.population)
     base = cm.params(config.n_sites, dtype, **values)
-    outputs = ("ever_adopted",) + (("unaware",) if data.aware is not None else ())
+    outputs = cal.observation.cumulative + (("unaware",) if data.aware is not None else ())
     solver = make_solver(s.solver, **({"rtol": s.rtol, "atol": s.atol} if s.solver == "adaptive" else {}))
     sim = Simulation(cm, (s.start, *map(float, data.times)), s.dt, outputs, solver, t0=s.start)
     return CalibrationProblem(sim, base, build_network(config, dtype), cal.priors, cal.observation, data)

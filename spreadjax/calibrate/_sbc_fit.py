@@ -69,7 +69,7 @@ def simulate_counts(problem: CalibrationProblem, values: dict[str, np.ndarray], 
     kind = problem.observation.kind
 
     def one(key: Any, vals: dict[str, Any]) -> tuple[Any, Any]:
-        expected = problem.simulate({k: vals[k] for k in names})["ever_adopted"]
+        expected = problem.observation.expected(problem.simulate({k: vals[k] for k in names}), pop)
         hazard = period_hazard(expected, pop)  # (time, site)
         phi = vals.get("concentration")
 

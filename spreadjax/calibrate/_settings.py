@@ -10,7 +10,7 @@ from typing import Any
 
 from .._limits import MAX_SEED
 from .._errors import ConfigError, DataError
-from ._observe import OBSERVATIONS, Observation
+from ._observe import CUMULATIVE, OBSERVATIONS, SCALES, Observation
 from ._priors import Prior, parse_prior
 
 SECTIONS = ("data", "observation", "priors", "calibration")
@@ -59,7 +59,7 @@ def parse_calibration(raw: dict, where: str, model: Any, fixed: dict[str, Any]) 
     if "data" not in raw:
         raise ConfigError(f"{where}: [{present[0]}] needs a [data] section with the observations to fit")
     data = _data(_table(raw, "data", where), where)
-    obs = _observation(_table(raw, "observation", where), where)
+    obs = _observation(_table(raw, "observation", where), where, model)
     priors = _priors(_table(raw, "priors", where), where, model, fixed, _table(raw, "schedules", where))
     settings = _settings(_table(raw, "calibration", where), where)
     return Calibration(data, obs, priors, settings)
@@ -150,8 +150,8 @@ def _data(table: dict, where: str) -> DataSettings:
     return DataSettings(counts, unit, None if until is None else float(until))
 
 
-def _observation(table: dict, where: str) -> Observation:
-    _only(table, ("model", "concentration"), where, "[observation]")
+def _observation(table: dict, where: str, model: Any = None) -> Observation:
+    _only(table, ("model", "concentration", "cumulative", "scale"), where, "[observation]")
     kind = table.get("model", "binomial")
     if kind not in OBSERVATIONS:
         raise ConfigError(f"{where}: [observation] model = {kind!r}: expected one of {', '.join(OBSERVATIONS)} "
@@ -160,7 +160,34 @@ def _observation(table: dict, where: str) -> Observation:
     if conc is not None and kind == "binomial":
         raise ConfigError(f"{where}: [observation] concentration applies to beta_binomial and negative_binomial only")
     prior = parse_prior("concentration", conc, where, 0.0, math.inf) if conc is not None else None
-    return Observation(kind, prior)
+    scale = table.get("scale", "count")
+    if scale not in SCALES:
+        raise ConfigError(f"{where}: [observation] scale = {scale!r}: expected \"count\" (the quantity is in "
+                          "organisations) or \"fraction\" (a share of each site's population)")
+    return Observation(kind, prior, _cumulative(table, where, model), scale)
+
+
+def _cumulative(table: dict, where: str, model: Any) -> tuple[str, ...]:
+    """``[observation] cumulative``: a model stock or auxiliary, or a sum of them (``"a + d"``)."""
+    if "cumulative" not in table:
+        return CUMULATIVE
+    text = table["cumulative"]
+    names = tuple(n.strip() for n in text.split("+")) if isinstance(text, str) else ()
+    if not names or not all(n.isidentifier() for n in names):
+        raise ConfigError(f"{where}: [observation] cumulative = {text!r}: expected the name of a model stock or "
+                          "auxiliary, or a sum of names such as \"adopted + discontinued\"")
+    kinds = model.names if model is not None else {}
+    for n in names:
+        kind = kinds.get(n)
+        if kind in ("stock", "auxiliary", "delay", "smooth"):
+            continue
+        what = f"is a {kind}" if kind else "is not a name in the model"
+        options = sorted(k for k, v in kinds.items() if v in ("stock", "auxiliary"))
+        raise ConfigError(f"{where}: [observation] cumulative = {text!r}: {n!r} {what}; expected a stock or "
+                          f"auxiliary of model {getattr(model, 'name', '?')!r} ({', '.join(options)})")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where}: [observation] cumulative = {text!r}: a name is repeated")
+    return names
 
 
 def _priors(table: dict, where: str, model: Any, fixed: dict[str, Any], schedules: dict) -> tuple[Prior, ...]:
