@@ -152,8 +152,10 @@ def _to_ir(tree, where: _Where) -> Node:
                 if fn == "TREND":
                     return trend
                 return BinOp("*", x, BinOp("+", Num(1.0), BinOp("*", trend, third)))
-            if fn == "QUANTUM" and len(args) == 2:  # B * INTEGER(A / B)
-                return BinOp("*", args[1], Call("INTEGER", (BinOp("/", args[0], args[1]),)))
+            if fn == "QUANTUM" and len(args) == 2:  # B * INTEGER(A / B); A itself when B <= 0
+                a, b = args
+                return Call("IF_THEN_ELSE", (BinOp("<=", b, Num(0.0)), a,
+                                             BinOp("*", b, Call("INTEGER", (BinOp("/", a, b),)))))
             if fn == "POWER" and len(args) == 2:
                 return BinOp("^", *args)
             if fn == "LOG" and len(args) == 2:  # LOG(x, base)

@@ -518,11 +518,11 @@ def test_except_mappings_subscripted_lookups_tabbed_arrays_and_active_initial(tm
         "tab[store, product]= TABBED ARRAY(\n\t1\t2\n\t3\t4\n\t5\t6)",
         "curve[p1](\n\t(0, 0), (10, 5)) ~~|\ncurve[p2](\n\t(10, 1), (0, 3))",
         "shaped[product]= curve[product](Time * 2)",
-        "ai= ACTIVE INITIAL(Time * 3, 45)", "st= INTEG(1, ai)", "q= QUANTUM(Time * 7, 2)",
+        "ai= ACTIVE INITIAL(Time * 3, 45)", "st= INTEG(1, ai)", "q= QUANTUM(Time * 7, 2)", "qn= QUANTUM(Time * 7, -2)",
         stop=2, dt=0.5)
     imported = import_model(path)
     want_names = ("inv__s1__p2", "inv__s3__p1", "work__p1", "work__p2",
-                  "shaped__p1", "shaped__p2", "ai", "st", "q")
+                  "shaped__p1", "shaped__p2", "ai", "st", "q", "qn")
     got, t = run(imported, want_names)
     g = {k: v[:, 0] for k, v in got.items()}
     constants = {p.name: p.default for p in imported.model.parameters}
@@ -537,6 +537,7 @@ def test_except_mappings_subscripted_lookups_tabbed_arrays_and_active_initial(tm
     np.testing.assert_allclose(g["ai"], 3 * t)
     np.testing.assert_allclose(g["st"], 45 + t)  # the stock starts from the initial value 45
     np.testing.assert_allclose(g["q"], 2 * np.trunc(7 * t / 2))
+    np.testing.assert_allclose(g["qn"], 7 * t)  # a quantum <= 0 leaves the value as it is
 
 
 def test_trend_and_forecast_follow_their_smooth_recurrence(tmp_path):
