@@ -144,6 +144,7 @@ def quasi_newton_search(p: DesignProblem, futures: Futures, budget: float, start
     higher is better). ``forward``: forward-mode gradients (default: up to ``FORWARD_MAX_INPUTS``
     variables); ``on_call(surrogate)`` after each call (the benchmark's time-to-target). The end
     points' exact scores come from the same compiled function (no second compile)."""
+    began = time.perf_counter()
     import jax
     import jax.numpy as jnp
     from scipy.optimize import minimize
@@ -154,7 +155,6 @@ def quasi_newton_search(p: DesignProblem, futures: Futures, budget: float, start
     fn = _value_grad_fn(p, bool(p.n_vars <= FORWARD_MAX_INPUTS if forward is None else forward))
     b = jnp.asarray(budget, dtype)
     s_on, s_off = jnp.asarray(soft, dtype), jnp.asarray(0.0, dtype)
-    began = time.perf_counter()
     runs, traces, calls = [], [], 0
     for x0 in np.atleast_2d(np.asarray(starts, float)):
         trace: list[float] = []

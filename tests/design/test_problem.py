@@ -149,3 +149,48 @@ def test_chance_uses_common_rolls():
     np.testing.assert_allclose(counts, np.round(counts), atol=1e-9)  # whole organisations adopt
     assert not np.array_equal(first, stochastic_shares(p, a, futures, 6, 3))  # another seed, other rolls
     assert not np.array_equal(first, stochastic_shares(p, b, futures, 5, 3))  # another programme, other shares
+
+
+def test_rounded_budget_map_spends_at_most_the_budget_and_tends_to_the_exact_one(problem):
+    """The quasi-Newton surrogate's budget map (kink rounded over a relative width ``soft``): never
+    over the budget, within ~soft of the exact programme, and exactly it when a traced soft is 0."""
+    _, p, _ = problem
+    rng = np.random.default_rng(5)
+    xs = jnp.asarray(rng.uniform(0, 1, (200, p.n_vars)))
+    b = jnp.asarray(1.8)
+    exact = jax.vmap(lambda x: programme(p, x, b))(xs)
+    for soft in (1e-2, 1e-4):
+        rounded = jax.vmap(lambda x: programme(p, x, b, soft))(xs)
+        used = np.asarray(jax.vmap(lambda v: spend(p, v).sum())(rounded))
+        assert np.all(used <= 1.8 * (1 + 1e-12))
+        assert float(jnp.max(jnp.abs(rounded - exact))) <= soft  # scale differs by < soft ln 2 (relative)
+    at_zero = jax.jit(jax.vmap(lambda x, s: programme(p, x, b, s), in_axes=(0, None)))(xs, jnp.asarray(0.0))
+    np.testing.assert_allclose(np.asarray(at_zero), np.asarray(exact), rtol=1e-13, atol=1e-15)
+
+
+def test_quasi_newton_gradient_forward_and_reverse_agree_with_finite_differences(problem):
+    from spreadjax.design._optimise import _value_grad_fn
+
+    _, p, futures = problem
+    x = jnp.asarray([0.3, 0.6, 0.45, 0.7, 0.2, 0.55, 0.51])
+    b, soft = jnp.asarray(1.0), jnp.asarray(1e-2)  # the budget binds, near the rounded kink
+    (v_f, exact_f), g_f = _value_grad_fn(p, True)(x, b, futures, soft)
+    (v_r, exact_r), g_r = _value_grad_fn(p, False)(x, b, futures, soft)
+    np.testing.assert_allclose(np.asarray(g_f), np.asarray(g_r), rtol=1e-9, atol=1e-12)
+    assert float(v_f) == pytest.approx(float(v_r), rel=1e-12) and float(exact_f) == float(exact_r)
+    # with soft = 0 the same compiled function gives the exact objective (its end-point scores)
+    exact0 = float(_value_grad_fn(p, True)(x, b, futures, jnp.asarray(0.0))[0][1])
+    assert exact0 == pytest.approx(float(jax.jit(lambda x: objective(p, x, b, futures))(x)), rel=1e-12)
+    assert abs(float(exact_f) - exact0) < 1e-2  # the rounded map is within ~soft of it
+    h = 1e-6
+    fd = [(float(_value_grad_fn(p, True)(x.at[i].add(h), b, futures, soft)[0][0])
+           - float(_value_grad_fn(p, True)(x.at[i].add(-h), b, futures, soft)[0][0])) / (2 * h) for i in range(7)]
+    np.testing.assert_allclose(np.asarray(g_f), fd, rtol=1e-5, atol=1e-8)
+
+
+def test_unknown_search_method_is_refused():
+    from spreadjax._errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"design.toml: \[design\] method = 'newton': expected one of lbfgs, adam"):
+        config(DESIGN + 'method = "newton"\n')
+    assert config(DESIGN).design.method == "lbfgs" and config(DESIGN + 'method = "adam"\n').design.method == "adam"
