@@ -88,8 +88,21 @@ class _Checked:
     damage: list[tuple[int, str, str]]
 
 
+def require_population(config: Any) -> None:
+    """Refuse, in one line, a model whose ensemble store could not hold its population: one without a
+    population parameter (calibrated through ``[observation] scale = "fraction"``)."""
+    model = config.build_model()
+    if model.population is None:
+        raise InputError(
+            f"{config.path}: ensembles (and `spreadjax run`) store counts over the model's population parameter; "
+            f"model {model.name!r} has none (it is fitted as a share with [observation] scale = \"fraction\"): "
+            "`spreadjax calibrate`, `backtest` and `identify` work for it; for ensembles add a population "
+            "parameter to the model and an 'adopted' stock in organisations")
+
+
 def _check(config: Any, store: Path, posterior: str | None) -> _Checked:
     """Draw the values and check an existing store, its finished chunks reread (writes nothing)."""
+    require_population(config)
     plan = plan_for(config, store)
     check_plan_fits(config, plan, store.parent)  # before any draw is made or byte written
     vals = draw_values(config, posterior)
