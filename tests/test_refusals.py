@@ -100,6 +100,36 @@ def cfg(tmp: Path, text: str, name: str = "cfg.toml") -> Path:
 
 
 # Each case: (make(tmp) -> argv, text the one line must contain). ``tmp`` holds counts.csv.
+OBS = """
+[observation]
+{}
+"""
+
+SHARE_MODEL = """
+[model]
+name = "share"
+[parameters.rate]
+default = 1.0
+[stocks.u]
+init = 1.0
+[stocks.a]
+init = 0.0
+[flows.adopting]
+rate = "rate * u"
+source = "u"
+sink = "a"
+"""
+
+
+def share_model(tmp: Path, observation: str, ensemble: bool = True) -> Path:
+    """A model in shares of a population of 1 (no population parameter) fitted to the counts."""
+    (tmp / "share.toml").write_text(SHARE_MODEL)
+    table = ENSEMBLE.replace('source = "design"', 'source = "prior"').replace("design = { q = [0.2, 1.2] }", "")
+    text = calibration_toml(extra=OBS.format(observation) + (table if ensemble else ""))
+    text = text.replace('name = "four_stage"', 'file = "share.toml"').replace("initial_adopters = 0.0", "")
+    return cfg(tmp, text.replace("[priors.q]", "[priors.rate]"))
+
+
 CASES = {
     # -- the config file itself
     "config-missing": (lambda t: ["check", t / "nope.toml"], "nope.toml: no such config file"),
@@ -186,6 +216,31 @@ CASES = {
     "population-disagrees-with-data": (
         lambda t: ["check", cfg(t, calibration_toml(parameters="initial_adopters = 0.0\npopulation = [7, 100]"))],
         "[parameters] population = [7, 100] but the data"),
+    # -- [observation]: which model quantity the counts are compared with, and in what units
+    "observation-scale-unknown": (lambda t: ["check", cfg(t, calibration_toml(extra=OBS.format('scale = "percent"')))],
+                                  "[observation] scale = 'percent': expected \"count\""),
+    "observation-cumulative-unknown": (
+        lambda t: ["check", cfg(t, calibration_toml(extra=OBS.format('cumulative = "adopted + discontinud"')))],
+        "[observation] cumulative = 'adopted + discontinud': 'discontinud' is not a name in the model"),
+    "observation-cumulative-parameter": (
+        lambda t: ["check", cfg(t, calibration_toml(extra=OBS.format('cumulative = "q"')))],
+        "[observation] cumulative = 'q': 'q' is a parameter; expected a stock or auxiliary"),
+    "observation-cumulative-expression": (
+        lambda t: ["check", cfg(t, calibration_toml(extra=OBS.format('cumulative = "2 * adopted"')))],
+        "[observation] cumulative = '2 * adopted': expected the name of a model stock or auxiliary"),
+    "observation-cumulative-not-text": (lambda t: ["check", cfg(t, calibration_toml(extra=OBS.format("cumulative = 3")))],
+                                        "[observation] cumulative = 3: expected the name"),
+    "observation-share-without-ever-adopted": (
+        lambda t: ["check", share_model(t, 'cumulative = "a"\nscale = "count"')],
+        "names none: set [model] population"),
+    "observation-share-no-default-stock": (
+        lambda t: ["check", share_model(t, "")],
+        "the stock 'ever_adopted'; model 'share' (file 'share.toml') has none"),
+    "ensemble-share-model": (lambda t: ["ensemble", share_model(t, 'cumulative = "a"\nscale = "fraction"', False),
+                                        "--out", t / "out"],
+                             "model 'share' has none (it is fitted as a share"),
+    "ensemble-table-share-model": (lambda t: ["check", share_model(t, 'cumulative = "a"\nscale = "fraction"')],
+                                   "[ensemble]: model 'share': ensembles need an 'adopted' stock and a 'population'"),
     # -- sizes refused before anything is allocated
     "outputs-per-year-huge": (lambda t: ["check", cfg(t, model_toml(simulation="").replace(
         "outputs_per_year = 4", "outputs_per_year = 1000000000").replace("steps_per_year = 12", "steps_per_year = 1000000000"))],
