@@ -1,8 +1,9 @@
 """Can the data tell push from pull? Prior-to-posterior contraction, posterior correlation, and a
 verdict in plain words.
 
-Push is the central programme's rate (Bass ``p``, the lever ``push_strength``, or a free
-``programme`` schedule); pull is the peer rate (Bass ``q``, the lever ``peer_influence``).
+Push is the central programme's rate (Bass ``p``, the lever ``push_strength``, a free
+``programme`` schedule, or a parameter named ``push``); pull is the peer rate (Bass ``q``, the lever
+``peer_influence``, or ``pull``).
 
 - **Contraction** of a value is ``1 - var_posterior / var_prior`` (Schad, Betancourt & Vasishth
   2021): 0 when the data taught nothing, 1 when they pinned it down. Variances are taken on the log
@@ -32,8 +33,8 @@ UNINFORMED = 0.1
 #: pinned down (contraction below CONTRACTED), only their combination is identified. (Two values
 #: each pinned down may still be correlated: that is precision along a tilted axis, not a ridge.)
 RIDGE = 0.7
-PUSH = ("p", "push_strength", "programme")
-PULL = ("q", "peer_influence")
+PUSH = ("p", "push_strength", "programme", "push")
+PULL = ("q", "peer_influence", "pull")
 
 
 def contraction(prior: np.ndarray, posterior: np.ndarray) -> float:
@@ -152,7 +153,7 @@ def identifiability(priors: tuple | None, prior: Any, posterior: Any, sites: tup
 
 def _verdict(push: Role | None, pull: Role | None, contr: dict, corr: dict) -> tuple[str, bool | None]:
     if push is None and pull is None:
-        return "Neither push (p, push_strength, programme) nor pull (q, peer_influence) is free: nothing to separate.", None
+        return "Neither push (p, push_strength, programme, push) nor pull (q, peer_influence, pull) is free: nothing to separate.", None
     if push is None or pull is None:
         r = push or pull
         c = contr[r.role]["pooled"]
