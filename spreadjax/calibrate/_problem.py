@@ -138,5 +138,7 @@ class CalibrationProblem:
         obs_dist = self.observation.distribution(expected, d.cumulative, d.population, d.initial)
         numpyro.sample("new_adopters", obs_dist, obs=d.new if observe else None)
         if d.aware is not None:
-            aware_dist = awareness_distribution(out["unaware"][1:], d.population).mask(d.aware_mask)
+            unaware = out["unaware"][1:]  # a share, as the cumulative quantity, with scale = "fraction"
+            unaware = unaware * jnp.asarray(d.population)[None] if self.observation.scale == "fraction" else unaware
+            aware_dist = awareness_distribution(unaware, d.population).mask(d.aware_mask)
             numpyro.sample("aware", aware_dist, obs=d.aware if observe else None)
