@@ -19,6 +19,7 @@ import numpy as np
 import xarray as xr
 
 from .._errors import InputError
+from ._observe import CUMULATIVE
 
 
 def calibration_identity(config: Any) -> dict[str, str]:
@@ -42,7 +43,12 @@ def _fit_setup(config: Any) -> str:
     population = config.build_model().population
     fixed = [(k, v) for k, v in config.parameters if k != population]
     cal = config.calibration
-    text = repr((fixed, config.schedules, config.network, cal.priors, cal.observation))
+    obs = cal.observation
+    # the mapping counts only when it is not the default, so posteriors from before it keep their identity
+    mapped = (obs.cumulative, obs.scale) != (CUMULATIVE, "count")
+    observation = (f"Observation(kind={obs.kind!r}, concentration={obs.concentration!r}"
+                   + (f", cumulative={obs.cumulative!r}, scale={obs.scale!r})" if mapped else ")"))
+    text = repr((fixed, config.schedules, config.network, cal.priors)).removesuffix(")") + ", " + observation + ")"
     return hashlib.sha256(text.encode()).hexdigest()
 
 
