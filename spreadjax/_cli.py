@@ -42,6 +42,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # square brackets in help ([data], [design]) are text, not rich markup
     help="Model the spread and adoption of good practice across health and care systems.",
 )
 err = Console(stderr=True)
@@ -568,7 +569,7 @@ def compare(
     plot: Annotated[bool, typer.Option(help="Also save OUT/compare.png.")] = True,
 ) -> None:
     """Rank model structures by out-of-sample score: backtest and calibrate each config into
-    OUT/<name>/, then rank by leave-future-out CRPS with PSIS-LOO beside it: writes OUT/compare.json,
+    OUT/NAME/, then rank by leave-future-out CRPS with PSIS-LOO beside it: writes OUT/compare.json,
     compare.nc, compare.png."""
     from ._config import load_config
 
