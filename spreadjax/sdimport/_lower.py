@@ -377,9 +377,10 @@ class _Lowering:
             compile_model(model)
         except ModelError as exc:
             raise ModelError(f"{self.path}: {exc}") from None
-        every = self.p.saveper if self.p.saveper > 0 else self.p.dt
+        dt = _snap(self.p.dt, self.p.stop - self.p.start)
+        every = _snap(self.p.saveper, self.p.stop - self.p.start) if self.p.saveper > 0 else dt
         return ImportedModel(
-            model=model, start=self.p.start, end=self.p.stop, dt=self.p.dt, output_every=every,
+            model=model, start=self.p.start, end=self.p.stop, dt=dt, output_every=every,
             solver=self.p.method, sites=tuple(self.site_elements), site_dimension=self.site,
             site_values=tuple(site_values), names=tuple(names), source=self.path)
 
@@ -752,3 +753,11 @@ def lower(project: Project, *, sites: str | None = None) -> ImportedModel:
 
 
 __all__ = ["ImportedModel", "lower"]
+
+
+def _snap(step: float, span: float, rel: float = 1e-4) -> float:
+    """A step written rounded (``TIME STEP = 0.0208333`` for 1/48) as ``span / n`` when ``span / step``
+    is within ``rel`` of a whole number ``n``; otherwise unchanged (years, or the model's time unit)."""
+    n = round(span / step) if step > 0 else 0
+    return span / n if n >= 1 and abs(span / step - n) <= rel * n else step
+

@@ -298,6 +298,7 @@ def parse(path: str | Path, text: str | None = None) -> Project:
     maps: list[tuple[str, str, _Where]] = []  # (dimension, mapped dimension) from "->"
     for eq, units, doc, line in _split_chunks(joined):
         eq_text = eq.replace("\x01", "")
+        units, doc = units.replace("\x01", " "), doc.replace("\x01", " ")  # a continued comment is one line of text
         where = _Where(str(path), line)
         body = eq_text.strip()
         if not body or body.startswith("*"):

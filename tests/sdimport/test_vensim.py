@@ -335,6 +335,26 @@ def test_parse_keeps_units_comments_and_lines():
     assert math.isclose(project.dt, 1 / 52) and project.saveper == project.dt
 
 
+
+def test_a_rounded_time_step_is_read_as_the_whole_division_of_the_run_it_stands_for(tmp_path):
+    # TIME STEP = 0.0208333 is 1/48 written to 6 figures: 72 steps over 1.5 years, not 71.99997
+    path = mdl(tmp_path, "x= INTEG(1, 0)", stop=1.5, dt=0.0208333)
+    imported = import_model(path)
+    assert imported.dt == 1.5 / 72 and imported.output_every == imported.dt
+    got, ts = run(imported, ("x",))
+    np.testing.assert_allclose(got["x"][:, 0], ts, rtol=0, atol=1e-12)
+    # a step that is not close to a whole division is kept as written
+    assert import_model(mdl(tmp_path, "x= INTEG(1, 0)", stop=1.5, dt=0.4, name="b.mdl")).dt == 0.4
+
+
+def test_a_comment_continued_on_the_next_line_is_one_line_of_text(tmp_path):
+    path = tmp_path / "c.mdl"
+    path.write_text(mdl(tmp_path, "x= INTEG(1, 0)").read_text().replace(
+        "x= INTEG(1, 0)\n\t~\t\n\t~\t\t|", "x= INTEG(1, 0)\n\t~\tYear\n\t~\tthe first line \\\n\t\tand the second.\n\t|"))
+    v = {x.name: x for x in parse(path).variables}
+    assert " ".join(v["x"].doc.split()) == "the first line and the second." and "\x01" not in v["x"].doc
+
+
 # -- the command -----------------------------------------------------------------------------------
 
 def test_the_import_command_writes_a_config_that_simulates_per_site(tmp_path):
