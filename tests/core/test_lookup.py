@@ -59,16 +59,13 @@ def test_single_point_lookup_is_constant():
 
 @pytest.mark.parametrize("extrapolation", ["hold", "linear"])
 def test_gradient_matches_finite_differences(extrapolation):
-    jax.config.update("jax_enable_x64", True)
-    try:
-        f = lookup_function(X, Y, extrapolation, jnp)
-        points = np.array([-0.7, 0.2, 0.6, 0.9, 1.3, 1.9, 2.6])  # away from the kinks
-        grad = jax.vmap(jax.grad(lambda v: f(v)))(jnp.asarray(points, jnp.float64))
-        h = 1e-6
-        fd = (_reference(points + h, extrapolation) - _reference(points - h, extrapolation)) / (2 * h)
-        np.testing.assert_allclose(np.asarray(grad), fd, rtol=1e-6, atol=1e-9)
-    finally:
-        jax.config.update("jax_enable_x64", False)
+    assert jax.config.jax_enable_x64  # tests/conftest.py: float64 for the whole suite (never switched off here)
+    f = lookup_function(X, Y, extrapolation, jnp)
+    points = np.array([-0.7, 0.2, 0.6, 0.9, 1.3, 1.9, 2.6])  # away from the kinks
+    grad = jax.vmap(jax.grad(lambda v: f(v)))(jnp.asarray(points, jnp.float64))
+    h = 1e-6
+    fd = (_reference(points + h, extrapolation) - _reference(points - h, extrapolation)) / (2 * h)
+    np.testing.assert_allclose(np.asarray(grad), fd, rtol=1e-6, atol=1e-9)
 
 
 def _clinic(extrapolation: str = "hold") -> Model:
