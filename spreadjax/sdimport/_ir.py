@@ -118,3 +118,29 @@ def canonical_name(source: str) -> str:
     if not name or name[0].isdigit() or name in _reserved():
         name = "v_" + name
     return name
+
+
+def walk(node: Node):
+    """Every node of an expression tree, the root first."""
+    yield node
+    if isinstance(node, Call):
+        for a in node.args:
+            yield from walk(a)
+    elif isinstance(node, BinOp):
+        yield from walk(node.left)
+        yield from walk(node.right)
+    elif isinstance(node, Unary):
+        yield from walk(node.operand)
+
+
+def map_refs(node: Node, fn) -> Node:
+    """The tree with every :class:`Ref` replaced by ``fn(ref)``."""
+    if isinstance(node, Ref):
+        return fn(node)
+    if isinstance(node, Call):
+        return Call(node.fn, tuple(map_refs(a, fn) for a in node.args))
+    if isinstance(node, BinOp):
+        return BinOp(node.op, map_refs(node.left, fn), map_refs(node.right, fn))
+    if isinstance(node, Unary):
+        return Unary(node.op, map_refs(node.operand, fn))
+    return node

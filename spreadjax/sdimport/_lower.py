@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import ModelError
-from ._ir import BinOp, Call, Node, Num, Project, Ref, Unary, Variable
+from ._ir import BinOp, Call, Node, Num, Project, Ref, Unary, Variable, map_refs, walk
 
 #: IR functions with a direct spreadjax equivalent: name -> spreadjax function
 _DIRECT = {"MIN": "min", "MAX": "max", "ABS": "abs", "EXP": "exp", "LN": "log", "SQRT": "sqrt",
@@ -223,7 +223,7 @@ class _Lowering:
                     fn: str = "SUM") -> Node:
         """``SUM``/``VMIN``/``VMAX`` of ``x[dim!]``: the terms written out, combined."""
         bang = []
-        for n in _walk(arg):
+        for n in walk(arg):
             if isinstance(n, Ref):
                 for s in n.subscripts:
                     if s.endswith("!") and s[:-1] not in bang:
@@ -247,7 +247,7 @@ class _Lowering:
                 combos = [{**c, d: e} for c in combos for e in self.dims[d]]
         terms = []
         for c in combos:
-            bound = _map_refs(arg, lambda r: Ref(r.name, tuple(
+            bound = map_refs(arg, lambda r: Ref(r.name, tuple(
                 c[s[:-1]] if s.endswith("!") and s[:-1] in c else s for s in r.subscripts)))
             extra = {self.parent[d]: c[d] for d in c}
             terms.append(self.resolve(bound, v, {**binding, **extra}, site))
@@ -670,28 +670,6 @@ def _parents(dims: dict[str, tuple[str, ...]]) -> dict[str, str]:
     return parent
 
 
-def _walk(node: Node):
-    yield node
-    if isinstance(node, Call):
-        for a in node.args:
-            yield from _walk(a)
-    elif isinstance(node, BinOp):
-        yield from _walk(node.left)
-        yield from _walk(node.right)
-    elif isinstance(node, Unary):
-        yield from _walk(node.operand)
-
-
-def _map_refs(node: Node, fn) -> Node:
-    if isinstance(node, Ref):
-        return fn(node)
-    if isinstance(node, Call):
-        return Call(node.fn, tuple(_map_refs(a, fn) for a in node.args))
-    if isinstance(node, BinOp):
-        return BinOp(node.op, _map_refs(node.left, fn), _map_refs(node.right, fn))
-    if isinstance(node, Unary):
-        return Unary(node.op, _map_refs(node.operand, fn))
-    return node
 
 
 def _is_number(node: Node) -> bool:

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .._errors import ModelError
-from ._ir import BinOp, Call, Node, Num, Project, Ref, Unary, Variable, canonical_name
+from ._ir import BinOp, Call, Node, Num, Project, Ref, Unary, Variable, canonical_name, map_refs, walk
 
 #: builtins the lowering understands, by canonical (upper case, ``_``) name, with their arity
 BUILTINS: dict[str, tuple[int, ...]] = {
@@ -606,7 +606,7 @@ def _assemble(path: Path, defs: dict, order: list[str], dims: dict, links: dict 
         return r
 
     def fixed(node):
-        return _element_lookups(_map_refs(_count_elements(node, dims, path), value), sub_tables, path)
+        return _element_lookups(map_refs(_count_elements(node, dims, path), value), sub_tables, path)
 
     variables = [replace(
         v, equation=None if v.equation is None else fixed(v.equation),
@@ -649,7 +649,7 @@ def _bind(node: Node, subs: tuple[str, ...], combo: tuple[str, ...], position: d
             return Num(float(position[binding[r.name]]))
         return Ref(r.name, tuple(binding.get(s, s) for s in r.subscripts))
 
-    return _map_refs(node, bound)
+    return map_refs(node, bound)
 
 
 def _element_lookups(node: Node, tables: set[str], path: Path) -> Node:
@@ -685,32 +685,10 @@ def _count_elements(node: Node, dims: dict, path: Path) -> Node:
     return node
 
 
-def _map_refs(node: Node, fn) -> Node:
-    if isinstance(node, Ref):
-        return fn(node)
-    if isinstance(node, Call):
-        return Call(node.fn, tuple(_map_refs(a, fn) for a in node.args))
-    if isinstance(node, BinOp):
-        return BinOp(node.op, _map_refs(node.left, fn), _map_refs(node.right, fn))
-    if isinstance(node, Unary):
-        return Unary(node.op, _map_refs(node.operand, fn))
-    return node
-
-
-def _walk(node: Node):
-    yield node
-    if isinstance(node, Call):
-        for a in node.args:
-            yield from _walk(a)
-    elif isinstance(node, BinOp):
-        yield from _walk(node.left)
-        yield from _walk(node.right)
-    elif isinstance(node, Unary):
-        yield from _walk(node.operand)
 
 
 def _check_no_integ(node: Node, where: _Where) -> None:
-    for n in _walk(node):
+    for n in walk(node):
         if isinstance(n, Call) and n.fn == "INTEG":
             raise where.fail("unsupported Vensim construct: INTEG inside an expression (it must be the whole equation)")
 
@@ -746,7 +724,7 @@ def _extract_tables(node: Node, name: str, tables: list, lookups: set, entry: di
 
 
 def _check_calls(node: Node, lookups: set[str], where: _Where) -> None:
-    for n in _walk(node):
+    for n in walk(node):
         if isinstance(n, Call) and n.fn == "LOOKUP_CALL" and n.args[0].name not in lookups:
             raise where.fail(f"unsupported Vensim function {n.args[0].name.upper().replace('_', ' ')!r}")
         if isinstance(n, Call) and n.fn == "_TABLE":
