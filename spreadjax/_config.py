@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,23 +133,9 @@ class Config:
 
 def load_config(path: str | Path) -> Config:
     """Read and validate a TOML config file."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: no such config file")
-    if path.is_dir():
-        raise ConfigError(f"{path}: is a directory, expected a TOML config file")
-    check_regular_file(path, "a TOML config file", ConfigError)
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: is {path.stat().st_size / 1e6:.0f} MB, too large for a TOML config "
-                          f"(at most {MAX_CONFIG_BYTES // 10**6} MB); is it the right file?")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text file (expected a TOML config)") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config ({exc.strerror or exc})") from None
+    from ._io import read_toml
+
+    raw = read_toml(path, "config", MAX_CONFIG_BYTES)
     return parse_config(raw, str(path))
 
 

@@ -1,4 +1,5 @@
-"""Atomic file output: write to a temporary file beside the target, then rename."""
+"""File input and output: TOML read with one clear error per problem; atomic writes (a temporary file
+beside the target, then a rename)."""
 
 from __future__ import annotations
 
@@ -46,3 +47,34 @@ def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
 def write_netcdf(ds, path: str | Path) -> Path:
     """Write an xarray Dataset as netCDF4 (h5netcdf engine), atomically."""
     return write_atomic(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf", invalid_netcdf=False))
+
+
+def read_toml(path: str | Path, what: str, max_bytes: int) -> dict:
+    """Read a TOML ``what`` file ("config", "model") of at most ``max_bytes`` bytes.
+
+    Each problem (missing, a folder, not a regular file, too large, not text, not TOML,
+    unreadable) is one :class:`~spreadjax._errors.ConfigError` naming the file.
+    """
+    import tomllib
+
+    from ._errors import ConfigError, check_regular_file
+
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such {what} file")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, expected a TOML {what} file")
+    check_regular_file(path, f"a TOML {what} file", ConfigError)
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ConfigError(f"{path}: is {size / 1e6:.0f} MB, too large for a TOML {what} file "
+                          f"(at most {max_bytes // 10**6} MB); is it the right file?")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (expected a TOML {what} file)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what} file ({exc.strerror or exc})") from None
+

@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from .._errors import ConfigError, ModelError, check_keys, check_regular_file
+from .._errors import ConfigError, ModelError, check_keys
+from .._io import read_toml
 from ..core import Auxiliary, Delay, Flow, Lookup, Model, Parameter, Schedule, Smooth, Stock
 
 #: Element tables in file order, with the dataclass each one builds.
@@ -65,22 +65,7 @@ _FIELD_TYPES: dict[str, str] = {
 
 def load_model_file(path: str | Path) -> Model:
     """Read and validate a TOML model file."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: no such model file")
-    if path.is_dir():
-        raise ConfigError(f"{path}: is a directory, expected a TOML model file")
-    check_regular_file(path, "a TOML model file", ConfigError)
-    if path.stat().st_size > MAX_MODEL_BYTES:
-        raise ConfigError(f"{path}: is {path.stat().st_size / 1e6:.0f} MB, too large for a TOML model file")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text file (expected a TOML model file)") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the model file ({exc.strerror or exc})") from None
+    data = read_toml(path, "model", MAX_MODEL_BYTES)
     return model_from_dict(data, str(path))
 
 
