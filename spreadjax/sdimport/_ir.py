@@ -144,3 +144,15 @@ def map_refs(node: Node, fn) -> Node:
     if isinstance(node, Unary):
         return Unary(node.op, map_refs(node.operand, fn))
     return node
+
+
+def parent_dims(dims: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    """Each dimension's full (largest enclosing) dimension; subranges map to their parent."""
+    parent = {}
+    for d, els in dims.items():
+        best = d
+        for other, oels in dims.items():
+            if other != d and set(els) < set(oels) and len(oels) > len(dims[best]):
+                best = other
+        parent[d] = best
+    return parent

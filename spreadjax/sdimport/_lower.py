@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import ModelError
-from ._ir import BinOp, Call, Node, Num, Project, Ref, Unary, Variable, map_refs, walk
+from ._ir import BinOp, Call, Node, Num, Project, Ref, Unary, Variable, map_refs, parent_dims, walk
 
 #: IR functions with a direct spreadjax equivalent: name -> spreadjax function
 _DIRECT = {"MIN": "min", "MAX": "max", "ABS": "abs", "EXP": "exp", "LN": "log", "SQRT": "sqrt",
@@ -76,7 +76,7 @@ class _Lowering:
         self.p = project
         self.path = project.path
         self.dims = {d: tuple(els) for d, els in project.dimensions}
-        self.parent = _parents(self.dims)
+        self.parent = parent_dims(self.dims)
         if sites is not None and sites not in self.dims:
             from ._ir import canonical_name
 
@@ -658,16 +658,6 @@ def _fold(node: Node, low: _Lowering) -> float | None:
         return float(min(vals) if node.fn == "MIN" else max(vals) if node.fn == "MAX" else math.trunc(vals[0]))
     return None
 
-
-def _parents(dims: dict[str, tuple[str, ...]]) -> dict[str, str]:
-    parent = {}
-    for d, els in dims.items():
-        best = d
-        for other, oels in dims.items():
-            if other != d and set(els) < set(oels) and len(oels) > len(dims[best]):
-                best = other
-        parent[d] = best
-    return parent
 
 
 

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .._errors import ModelError
-from ._ir import BinOp, Call, Node, Num, Project, Ref, Unary, Variable, canonical_name, map_refs, walk
+from ._ir import BinOp, Call, Node, Num, Project, Ref, Unary, Variable, canonical_name, map_refs, parent_dims, walk
 
 #: builtins the lowering understands, by canonical (upper case, ``_``) name, with their arity
 BUILTINS: dict[str, tuple[int, ...]] = {
@@ -458,20 +458,9 @@ def _lookup_table(text: str, where: _Where) -> tuple[tuple[float, ...], tuple[fl
     raise where.fail(f"cannot read the lookup table {_short(text)!r}")
 
 
-def _parent_dims(dims: dict[str, tuple[str, ...]]) -> dict[str, str]:
-    """Each dimension's full (largest enclosing) dimension; subranges map to their parent."""
-    parent = {}
-    for d, els in dims.items():
-        best = d
-        for other, oels in dims.items():
-            if other != d and set(els) < set(oels) and len(oels) > len(dims[best]):
-                best = other
-        parent[d] = best
-    return parent
-
 
 def _assemble(path: Path, defs: dict, order: list[str], dims: dict, links: dict | None = None) -> Project:
-    parent = _parent_dims(dims)
+    parent = parent_dims(dims)
     full = {d: els for d, els in dims.items() if parent[d] == d}
     element_dim = {}
     position: dict[str, int] = {}
