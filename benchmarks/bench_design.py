@@ -11,6 +11,11 @@ Problems (the first two are issue 16's synthetic known-optimum case, the headlin
 * ``bass_pieces``: the same with the push set every quarter (12 periods) and the withdrawal date, 13
   variables; its optimum is the same front-loaded bang-bang programme (target: the ``bass`` grid's
   best minus 1e-4; the test checks the schedule).
+* ``allocation``: a fixed budget (20 programme-years) across 30 districts of 7 to 900
+  organisations, each with its own push rate, no imitation (q = 0), horizon 3 years, Euler steps;
+  one constant intensity per district (30 variables). Its optimum is closed-form water-filling
+  (tests/design/test_allocation_optimum.py derives and checks it). Target: within 1e-4 of it.
+  DE may run up to the config's 3,000 generations (``--de-generations`` overrides).
 * ``medical_innovation``: the bundled example's ``[design]`` (4 towns, 4 periods, withdrawal date:
   17 variables; 100 posterior draws), from ``--posterior FILE`` or a quick 1-chain fit made here.
   No closed form: the target is L-BFGS-B's own objective minus 1e-4.
@@ -21,7 +26,7 @@ trials included; steps x starts for Adam; population scores for DE), wall time w
 and once compiled ("warm"), and the time each needs to get within 1e-4 of the target (DE stops
 there, or after ``--de-generations`` generations). Ratios DE / L-BFGS-B. Not a test: timings live here.
 
-    python benchmarks/bench_design.py [--posterior FILE] [--de-generations N] [--problems bass bass_pieces] [--no-adam]
+    python benchmarks/bench_design.py [--posterior FILE] [--de-generations N] [--problems bass bass_pieces allocation] [--no-adam]
 """
 
 from __future__ import annotations
@@ -60,6 +65,14 @@ def _bass_pieces_config():
     knots = ", ".join(f"{0.25 * k:g}" for k in range(12))
     text = BASS.replace("knots = [0.0]", f"knots = [{knots}]").replace("grid = 5", "grid = 2")
     return parse_config(tomllib.loads(text), "bass_pieces.toml")
+
+
+def _allocation_config():
+    """30 districts, push only, a budget to allocate; returns the config and its closed-form optimum."""
+    from tests.design.test_allocation_optimum import (BUDGET, POPULATION, PUSH, STEPS_PER_YEAR, T, allocation_config,
+                                                      water_filling)
+
+    return allocation_config(), water_filling(POPULATION, PUSH, T, 1 / STEPS_PER_YEAR, BUDGET)[1]
 
 
 def _bundled_config(posterior: str | None, folder: Path):
@@ -169,8 +182,10 @@ def run(cfg, posterior: str | None, de_generations: int, optimum: float | None, 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--posterior", default=None)
-    ap.add_argument("--de-generations", type=int, default=300)
-    ap.add_argument("--problems", nargs="+", default=["bass", "bass_pieces", "medical_innovation"])
+    ap.add_argument("--de-generations", type=int, default=None,
+                    help="DE's generation cap (default 300; allocation: its config's 3,000)")
+    ap.add_argument("--problems", nargs="+", default=["bass", "bass_pieces", "allocation", "medical_innovation"],
+                    choices=["bass", "bass_pieces", "allocation", "medical_innovation"])
     ap.add_argument("--no-adam", action="store_true", help="skip the optax Adam search (the old default)")
     args = ap.parse_args()
     from spreadjax._jobs import enable_dtype
@@ -179,15 +194,19 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.problems:
-            optimum = None
+            optimum, generations = None, args.de_generations or 300
             if name == "bass":
                 cfg, post = _bass_config(), None
             elif name == "bass_pieces":
                 cfg, post = _bass_pieces_config(), None
                 optimum = (results.get("bass") or run(_bass_config(), None, 1, None, False))["reference_optimum"]
+            elif name == "allocation":
+                (cfg, optimum), post = _allocation_config(), None
+                generations = args.de_generations or cfg.design.de_generations
             else:
                 cfg, post = _bundled_config(args.posterior, Path(tmp))
-            results[name] = run(cfg, post, args.de_generations, optimum, not args.no_adam)
+            results[name] = run(cfg, post, generations, optimum, not args.no_adam)
+            results[name]["load_average"] = machine_info().get("load_average")  # rows kept from other runs keep theirs
     def sec(v):
         return "-" if v is None else f"{v:.2f}"
 
@@ -209,7 +228,11 @@ def main() -> None:
     if out.exists():  # keep the problems not run this time
         import json
 
-        results = {**json.loads(out.read_text()).get("problems", {}), **results}
+        before = json.loads(out.read_text())
+        kept = before.get("problems", {})
+        for row in kept.values():  # the load they were measured under (the machine block is this run's)
+            row.setdefault("load_average", before.get("machine", {}).get("load_average"))
+        results = {**kept, **results}
     write_json(out, {"machine": machine_info(), "tolerance": TOL, "problems": results,
                      "note": "Same process, same exact objective and futures. target = reference optimum - tolerance "
                              "(no reference: L-BFGS-B's own objective - tolerance). DE stops when its best reaches the "
