@@ -165,7 +165,8 @@ def run(cfg, posterior: str | None, de_generations: int, optimum: float | None, 
         "seconds_cold": evo.seconds + de_compile, "compile_seconds": de_compile, "evaluations": evo.evaluations,
         "generations": len(history), "popsize": d.de_popsize,
         "to_target_warm": hit, "to_target_cold": None if hit is None else hit + de_compile,
-        "gap": (optimum - evo.score) if optimum is not None else None, "history": history}
+        "gap": (optimum - evo.score) if optimum is not None else None,
+        "history": history[:: max(1, len(history) // 50)] + history[-1:]}  # (seconds, best): ~50 generations
     e = results["evolution"]
 
     def ratio(a, b):
