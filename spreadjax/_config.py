@@ -216,7 +216,9 @@ def parse_config(raw: dict, where: str = "<config>") -> Config:
         _check_counts({**dict(parameters), **changed}, model, n, where, f"[scenarios.{sc.name}]", stochastic.enabled)
     known_outputs = [k for k, v in model.names.items() if v != "parameter"]
     ensemble = parse_ensemble(raw, where, model, scenarios, simulation,
-                              calibration is not None and bool(calibration.priors), known_outputs)
+                              calibration is not None and bool(calibration.priors), known_outputs,
+                              calibration.observation if calibration is not None else None,
+                              data.population if data is not None else None)
     from .backtest._settings import parse_backtest, parse_compare
     from .design._settings import parse_design
 

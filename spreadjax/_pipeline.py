@@ -49,7 +49,7 @@ def run_pipeline(config: Any, out_dir: Path, *, say: Say = print, progress_bar: 
     if not config.scenarios:
         raise InputError(f"{config.path}: no scenarios to compare")
     from .ensemble._plan import check_plan_fits
-    from .ensemble._run import check_workers, plan_for, require_population
+    from .ensemble._run import check_workers, plan_for, require_adopted
 
     from .report._sensitivity import SOBOL_MIN_ROWS
 
@@ -57,7 +57,7 @@ def run_pipeline(config: Any, out_dir: Path, *, say: Say = print, progress_bar: 
     if members < SOBOL_MIN_ROWS:
         raise InputError(f"{config.path}: [ensemble] draws x replicates = {members}: the lever sensitivities of "
                          f"`spreadjax run` need at least {SOBOL_MIN_ROWS}; raise draws")
-    require_population(config)  # before the long calibration
+    require_adopted(config)  # before the long calibration
     check_workers(config, workers)  # sizes and worker counts are refused before the long calibration
     check_plan_fits(config, plan_for(config), out_dir)
     others = _compared_with(config) if backtest else []  # refused before the long calibration, not after

@@ -121,13 +121,21 @@ sink = "a"
 """
 
 
-def share_model(tmp: Path, observation: str, ensemble: bool = True) -> Path:
+def share_model(tmp: Path, observation: str, ensemble: bool = True, outputs: str | None = None) -> Path:
     """A model in shares of a population of 1 (no population parameter) fitted to the counts."""
     (tmp / "share.toml").write_text(SHARE_MODEL)
     table = ENSEMBLE.replace('source = "design"', 'source = "prior"').replace("design = { q = [0.2, 1.2] }", "")
+    table += f"outputs = {outputs}\n" if outputs else ""
     text = calibration_toml(extra=OBS.format(observation) + (table if ensemble else ""))
     text = text.replace('name = "four_stage"', 'file = "share.toml"').replace("initial_adopters = 0.0", "")
     return cfg(tmp, text.replace("[priors.q]", "[priors.rate]"))
+
+
+def share_without_data(tmp: Path) -> Path:
+    """The share model with an [ensemble] but no [data]/[observation] to say what is adopted."""
+    (tmp / "share.toml").write_text(SHARE_MODEL)
+    text = model_toml("", extra=ENSEMBLE.replace('source = "design"', 'source = "fixed"').replace("design = { q = [0.2, 1.2] }", ""))
+    return cfg(tmp, text.replace('name = "four_stage"', 'file = "share.toml"'))
 
 
 CASES = {
@@ -236,11 +244,14 @@ CASES = {
     "observation-share-no-default-stock": (
         lambda t: ["check", share_model(t, "")],
         "the stock 'ever_adopted'; model 'share' (file 'share.toml') has none"),
-    "ensemble-share-model": (lambda t: ["ensemble", share_model(t, 'cumulative = "a"\nscale = "fraction"', False),
-                                        "--out", t / "out"],
-                             "model 'share' has none (it is fitted as a share"),
-    "ensemble-table-share-model": (lambda t: ["check", share_model(t, 'cumulative = "a"\nscale = "fraction"')],
-                                   "[ensemble]: model 'share': ensembles need an 'adopted' stock and a 'population'"),
+    "ensemble-share-unknown-cumulative": (lambda t: ["ensemble", share_model(t, 'cumulative = "b"\nscale = "fraction"'),
+                                                     "--out", t / "out"],
+                                          "[observation] cumulative = 'b': 'b' is not a name in the model"),
+    "ensemble-share-outputs-without-cumulative": (
+        lambda t: ["ensemble", share_model(t, 'cumulative = "a"\nscale = "fraction"', outputs='["u"]'), "--out", t / "out"],
+        "[ensemble] outputs must include 'a' (the summaries use it)"),
+    "ensemble-table-model-without-adopted": (lambda t: ["check", share_without_data(t)],
+                                             "[ensemble]: model 'share': ensembles need an 'adopted' stock"),
     # -- sizes refused before anything is allocated
     "outputs-per-year-huge": (lambda t: ["check", cfg(t, model_toml(simulation="").replace(
         "outputs_per_year = 4", "outputs_per_year = 1000000000").replace("steps_per_year = 12", "steps_per_year = 1000000000"))],

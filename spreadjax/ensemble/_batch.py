@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._adopted import ADOPTED, store_population
 from ._plan import chunk_size_for, scenario_table
 
 #: on CPU, members x sites simulated together in one call (a member is one draw x scenario x
@@ -44,6 +45,7 @@ class ChunkLayout:
     n_replicates: int
     shared_times: tuple[tuple[str, bool], ...]  # per changed schedule: do all scenarios share its times?
     devices: int = 1  # local devices the draws are sharded over (chunk_size is a multiple of it)
+    adopted: tuple[tuple[str, ...], str] | None = None  # (outputs, scale) the 'adopted' count is computed from
 
 
 class ChunkRunner:
@@ -78,6 +80,7 @@ class ChunkRunner:
             shared_times=tuple((name, bool(np.all(v["times"] == v["times"][:1])))
                                for name, v in table.items() if isinstance(v, dict)),
             devices=devices,
+            adopted=s.adopted.static if s.adopted is not None else None,
         )
         cast = functools.partial(jax.tree.map, lambda a: jnp.asarray(a, self.dtype))
         self.data = {
@@ -89,6 +92,8 @@ class ChunkRunner:
             "network": network,
             "seed": jnp.asarray(s.seed),
         }
+        if self.layout.adopted is not None:  # the populations (site,) a share is of
+            self.data["population"] = jnp.asarray(store_population(s.adopted, base, config.n_sites), self.dtype)
 
     @property
     def chunk_size(self) -> int:
@@ -189,10 +194,22 @@ def _batch(layout: ChunkLayout, data: dict, draw_index: Any, draw_vals: dict) ->
             jnp.arange(layout.n_replicates)))(draw_index)  # (draw, replicate, 2): common across scenarios
         keys = jnp.broadcast_to(per[:, None], (*lead, *per.shape[2:])).reshape(-1, *per.shape[2:])
     out = layout.sim.batch(params, data["network"], keys, axes)
+    if layout.adopted is not None:
+        out[ADOPTED] = adopted_count(layout.adopted, out, data["population"])
     out = {k: v.reshape(*lead, *v.shape[1:]) for k, v in out.items()}
     if lead[1] != layout.n_scenarios:  # no scenario changes anything: one run serves them all
         out = {k: jnp.broadcast_to(v, (lead[0], layout.n_scenarios, *v.shape[2:])) for k, v in out.items()}
     return out
+
+
+def adopted_count(adopted: tuple[tuple[str, ...], str], out: dict, population: Any) -> Any:
+    """Adopted organisations ``(member, time, site)``: the sum of the outputs ``adopted[0]``, times
+    ``population`` (site,) when it is a share (``adopted[1] == "fraction"``)."""
+    names, scale = adopted
+    total = out[names[0]]
+    for name in names[1:]:
+        total = total + out[name]
+    return total * population if scale == "fraction" else total
 
 
 def _local_chunk(layout: ChunkLayout, data: dict, draw_index: Any, draw_vals: dict) -> dict:

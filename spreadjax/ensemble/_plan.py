@@ -79,7 +79,9 @@ def _bytes_per_draw(config: Any) -> tuple[int, int]:
     while computed, those outputs, their host copy and the working state."""
     s = config.ensemble
     per_member = np.dtype(config.simulation.dtype).itemsize * config.n_sites
-    outputs = len(s.outputs) * len(config.simulation.times) * per_member
+    from ._adopted import stored_outputs
+
+    outputs = len(stored_outputs(s.outputs, s.adopted)) * len(config.simulation.times) * per_member
     state = 64 * per_member  # stocks, delay stages and RK4 stages: a generous bound
     runs = len(config.scenarios) * s.replicates
     return runs * outputs, runs * (2 * outputs + state)

@@ -88,21 +88,21 @@ class _Checked:
     damage: list[tuple[int, str, str]]
 
 
-def require_population(config: Any) -> None:
-    """Refuse, in one line, a model whose ensemble store could not hold its population: one without a
-    population parameter (calibrated through ``[observation] scale = "fraction"``)."""
-    model = config.build_model()
-    if model.population is None:
-        raise InputError(
-            f"{config.path}: ensembles (and `spreadjax run`) store counts over the model's population parameter; "
-            f"model {model.name!r} has none (it is fitted as a share with [observation] scale = \"fraction\"): "
-            "`spreadjax calibrate`, `backtest` and `identify` work for it; for ensembles add a population "
-            "parameter to the model and an 'adopted' stock in organisations")
+def require_adopted(config: Any) -> None:
+    """Refuse, in one line, a model with no adopted count to store: neither an ``adopted`` stock over a
+    population parameter nor ``[observation] cumulative`` naming the adopted quantity."""
+    if config.ensemble.adopted is None:
+        from ._adopted import adopted_source
+
+        try:
+            adopted_source(config.build_model())
+        except InputError as exc:
+            raise InputError(f"{config.path}: {exc}") from None
 
 
 def _check(config: Any, store: Path, posterior: str | None) -> _Checked:
     """Draw the values and check an existing store, its finished chunks reread (writes nothing)."""
-    require_population(config)
+    require_adopted(config)
     plan = plan_for(config, store)
     check_plan_fits(config, plan, store.parent)  # before any draw is made or byte written
     vals = draw_values(config, posterior)
@@ -119,11 +119,13 @@ def _check(config: Any, store: Path, posterior: str | None) -> _Checked:
 
 def _open_or_create(config: Any, store: Path, c: _Checked) -> tuple[EnsemblePlan, list[int], int, list]:
     from .._jobs import build_simulation
+    from ._adopted import store_population
 
     done = c.done
     if done is None:
         sim, base, _ = build_simulation(config)
-        create_store(store, config, c.plan, c.vals, c.ident, np.asarray(sim.ts), np.asarray(base["population"]))
+        population = store_population(config.ensemble.adopted, base, config.n_sites)
+        create_store(store, config, c.plan, c.vals, c.ident, np.asarray(sim.ts), population)
         done = np.zeros(c.plan.n_chunks, dtype=bool)
     damaged = sorted({i for i, _, _ in c.damage})
     if damaged:

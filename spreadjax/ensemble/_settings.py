@@ -10,6 +10,7 @@ from typing import Any
 
 from .._limits import MAX_SEED
 from .._errors import ConfigError, check_keys
+from ._adopted import ADOPTED, AdoptedSource, adopted_source
 
 SOURCES = ("posterior", "prior", "design", "fixed")
 CLUSTERS = ("local", "slurm", "pbs")
@@ -61,18 +62,7 @@ class EnsembleSettings:
     targets: tuple[Target, ...] = ()
     workers: int | None = None
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
-
-
-def fraction_source(model: Any) -> tuple[str, str | None]:
-    """``(output, population parameter)`` that define a model's adopted fraction: the flagship's
-    ``adopted`` over ``population``, or the S8 reference model's ``A`` (already a fraction)."""
-    names = model.names
-    if names.get("adopted") == "stock" and names.get("population") == "parameter":
-        return "adopted", "population"
-    if model.name == "s8":
-        return "A", None
-    raise ConfigError(f"model {model.name!r}: ensembles need an 'adopted' stock and a 'population' parameter "
-                      "(the summaries report the adopted fraction); a model file names them so")
+    adopted: AdoptedSource | None = None  # where the adopted count comes from; None: the model has none
 
 
 def parse_scenarios(raw: dict, where: str, model: Any, parse_values: Any) -> tuple[Scenario, ...]:
@@ -97,7 +87,10 @@ def parse_scenarios(raw: dict, where: str, model: Any, parse_values: Any) -> tup
 
 
 def parse_ensemble(raw: dict, where: str, model: Any, scenarios: tuple[Scenario, ...], simulation: Any,
-                   has_priors: bool, outputs_known: list[str]) -> EnsembleSettings:
+                   has_priors: bool, outputs_known: list[str], observation: Any = None,
+                   populations: Any = None) -> EnsembleSettings:
+    """``[ensemble]``; ``observation`` (a calibrate ``Observation``) and the data's ``populations``
+    say where the adopted count comes from (:func:`adopted_source`)."""
     table = raw.get("ensemble", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: [ensemble] must be a table")
@@ -129,19 +122,23 @@ def parse_ensemble(raw: dict, where: str, model: Any, scenarios: tuple[Scenario,
         posterior = str(Path(posterior) if Path(posterior).is_absolute() else Path(where).parent / posterior)
     design = _design(table.get("design"), where, model, source)
     try:
-        adopted = fraction_source(model)[0] if hasattr(model, "names") else "adopted"
+        adopted = adopted_source(model, observation, populations) if hasattr(model, "names") else AdoptedSource()
     except ConfigError as exc:
         if "ensemble" in raw:
             raise ConfigError(f"{where}: [ensemble]: {exc}") from None
-        adopted = None  # a user model without an adopted fraction: simulate and check work, ensembles refuse
-    outputs = table.get("outputs", [adopted] if adopted else outputs_known[:1])
+        adopted = None  # a user model without an adopted count: simulate and check work, ensembles refuse
+    outputs = table.get("outputs", list(adopted.outputs) if adopted else outputs_known[:1])
     if not isinstance(outputs, list) or not outputs or not all(isinstance(o, str) for o in outputs):
         raise ConfigError(f"{where}: [ensemble] outputs must be a non-empty list of names")
     for o in outputs:
         if o not in outputs_known:
             raise ConfigError(f"{where}: [ensemble] outputs: unknown name {o!r}")
-    if adopted is not None and adopted not in outputs:
-        raise ConfigError(f"{where}: [ensemble] outputs must include {adopted!r} (the summaries use it)")
+    for name in adopted.outputs if adopted else ():
+        if name not in outputs:
+            raise ConfigError(f"{where}: [ensemble] outputs must include {name!r} (the summaries use it)")
+    if adopted is not None and adopted.derived and ADOPTED in outputs:
+        raise ConfigError(f"{where}: [ensemble] outputs: {ADOPTED!r} is the store's adopted count, here "
+                          f"{adopted.describe()}; leave it out")
     names = [s.name for s in scenarios]
     baseline = table.get("baseline", names[0])
     if baseline not in names:
@@ -156,7 +153,7 @@ def parse_ensemble(raw: dict, where: str, model: Any, scenarios: tuple[Scenario,
         raise ConfigError(f"{where}: [ensemble] workers = {workers!r}: expected a whole number >= 1")
     cluster = _cluster(table.get("cluster", {}), where)
     return EnsembleSettings(ints["draws"], source, posterior, design, ints["replicates"], ints["seed"],
-                            ints["chunk_size"], tuple(outputs), baseline, targets, workers, cluster)
+                            ints["chunk_size"], tuple(outputs), baseline, targets, workers, cluster, adopted)
 
 
 def _design(design: Any, where: str, model: Any, source: str) -> tuple:

@@ -27,7 +27,7 @@ import numpy as np
 import xarray as xr
 
 from ._batch import ChunkLayout, ChunkRunner, _batch
-from ._settings import fraction_source
+from ._adopted import ADOPTED, store_population
 from ._summary import DEFAULT_Q, DIFF_Q, _parse_targets, _to_json, with_population
 
 BINS = 4096
@@ -123,8 +123,8 @@ def _histogram(values: Any, weight: Any, lo: float, hi: float, bins: int) -> dic
 def _batch_stats(spec: StreamSpec, data: dict, draw_index: Any, draw_vals: dict, valid: Any) -> dict:
     """One batch's histograms and counts from its trajectories (which stay inside the call)."""
     out = _batch(spec.layout, data, draw_index, draw_vals)[spec.fraction_output]  # (D, S, R, T, site)
-    if spec.population is None:
-        pop = jnp.ones(out.shape[-1:], out.dtype)
+    if spec.population is None:  # a share: the populations it is of (1 with no data: the share itself)
+        pop = data["population"] if "population" in data else jnp.ones(out.shape[-1:], out.dtype)
     else:
         pop = draw_vals.get(spec.population, data["base"][spec.population])  # (D, site) or (site,)
     pop = pop if pop.ndim == 2 else jnp.broadcast_to(pop, (out.shape[0], pop.shape[-1]))
@@ -169,10 +169,16 @@ def stream_summaries(config: Any, posterior: str | None = None, *, bins: int = B
     check_plan_fits(config, plan, all_draws=config.ensemble.source != "design")
     runner = ChunkRunner(config)
     s = config.ensemble
-    output, population = fraction_source(config.build_model())
+    from ._run import require_adopted
+
+    require_adopted(config)
+    source = s.adopted
+    output = ADOPTED if source.derived else source.outputs[0]  # 'adopted' computed in the chunk (_batch)
+    population = source.population if source.populations is None else None
     sim = runner.sim
-    if output not in sim.outputs:
-        sim = type(sim)(sim.model, sim.ts, sim.dt, (*sim.outputs, output), sim.solver, sim.t0, sim.stochastic)
+    missing = tuple(o for o in source.outputs if o not in sim.outputs)
+    if missing:
+        sim = type(sim)(sim.model, sim.ts, sim.dt, (*sim.outputs, *missing), sim.solver, sim.t0, sim.stochastic)
     # Batches that divide the chunk exactly; one device (streaming is not sharded yet).
     batch = math.gcd(plan.chunk_size, runner.layout.batch * runner.layout.devices)
     layout = dataclasses.replace(runner.layout, sim=sim, batch=batch, devices=1)
@@ -205,7 +211,9 @@ def stream_summaries(config: Any, posterior: str | None = None, *, bins: int = B
         progress(i + 1, plan.n_chunks)
     summary = _to_dataset(spec, jax.device_get(total), coords, names, list(config.sites), q, parsed, s.baseline)
     summary.attrs.update({"draws": plan.n_draws, "replicates": plan.n_replicates, "members": plan.n_members})
-    if population is not None and population not in set(draws or {}) | {n for n, _ in s.design}:
+    if source.populations is not None:
+        summary = with_population(summary, store_population(source, {}, config.n_sites))
+    elif population is not None and population not in set(draws or {}) | {n for n, _ in s.design}:
         pop = np.broadcast_to(np.asarray(runner.data["base"][population], np.float64), (config.n_sites,))
         summary = with_population(summary, pop)
     return summary, _to_json(summary, parsed)
