@@ -390,6 +390,9 @@ def _stream(cfg, out_dir: Path, posterior: str | None) -> None:
     with _work("nothing was written (streamed summaries keep no partial results)"):
         with _chunk_progress("chunks (summaries on the device)") as progress:
             summary, as_json = stream_summaries(cfg, posterior, progress=progress)
+    from ._pipeline import with_model
+
+    as_json = with_model(as_json, cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_netcdf(summary, out_dir / "summary.nc")
     write_atomic(out_dir / "summary.json", lambda tmp: tmp.write_text(json.dumps(as_json, indent=2, allow_nan=False)))

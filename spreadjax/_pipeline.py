@@ -194,8 +194,28 @@ def write_summaries(config: Any, store: Path, out_dir: Path) -> None:
     s = config.ensemble
     targets = [t.as_dict() for t in s.targets]
     summary, as_json = summarize_ensemble(open_results(store), targets=targets, baseline=s.baseline)
+    as_json = with_model(as_json, config)
     write_netcdf(summary, out_dir / "summary.nc")
     write_atomic(out_dir / "summary.json", lambda tmp: tmp.write_text(json.dumps(as_json, indent=2, allow_nan=False)))
+
+
+def model_record(config: Any) -> dict:
+    """The model a result came from, as run.json and summary.json record it: name, options, levers,
+    where the adopted count comes from, and a model file's whole structure (the report draws it)."""
+    from .models import LEVERS, model_to_dict
+
+    model = config.build_model()
+    adopted = config.ensemble.adopted if config.ensemble is not None else None
+    return {"name": config.model, "options": dict(config.model_options),
+            "levers": {p.name: p.doc or LEVERS.get(p.name, "") for p in model.parameters if p.lever},
+            **({"adopted": adopted.describe()} if adopted is not None and adopted.derived else {}),
+            **({"structure": model_to_dict(model)} if config.model_spec is not None else {})}
+
+
+def with_model(summary_json: dict, config: Any) -> dict:
+    """``summary.json`` with the model it came from (``model_record``): a report built without
+    run.json then draws that model, not the flagship."""
+    return {**summary_json, "model": model_record(config)}
 
 
 def _sensitivity(config: Any, store: Path, out_dir: Path) -> None:
@@ -263,8 +283,6 @@ def _provenance(config: Any, out_dir: Path, sha: str, started: str) -> None:
 
     import jax
 
-    from .models import LEVERS, model_to_dict
-
     versions = {}
     for pkg in ("spreadjax", "jax", "jaxlib", "numpyro", "numpy", "xarray", "dask", "distributed", "zarr", "diffrax"):
         try:
@@ -272,19 +290,16 @@ def _provenance(config: Any, out_dir: Path, sha: str, started: str) -> None:
         except PackageNotFoundError:
             versions[pkg] = "not installed"
     path = Path(config.path)
-    model = config.build_model()
     doc = {
         "title": config.title, "config_path": str(path), "config_sha256": sha,
         "config_text": path.read_text() if path.exists() else json.dumps(config.raw, indent=1, default=str),
         "data_files": {Path(config.data.file).name: config.data.sha256},
-        "population": dict(zip(config.sites, dict(config.parameters)[model.population])),
+        "population": dict(zip(config.sites, config.data.population)),  # what the data fix, as the store holds
         "seed": {"calibration": config.calibration.settings.seed, "ensemble": config.ensemble.seed},
         "versions": versions, "devices": [f"{d.platform}:{d.id} {getattr(d, 'device_kind', '')}".strip()
                                           for d in jax.devices()],
         "started": started, "finished": _now(),
-        "model": {"name": config.model, "options": dict(config.model_options),
-                  "levers": {p.name: p.doc or LEVERS.get(p.name, "") for p in model.parameters if p.lever},
-                  **({"structure": model_to_dict(model)} if config.model_spec is not None else {})},
+        "model": model_record(config),
         "scenarios": {sc.name: sc.description for sc in config.scenarios},
         "assumptions": list(config.run.assumptions) if config.run else [],
         "fit_until": config.run.fit_until if config.run else None,

@@ -470,6 +470,8 @@ def summarize_ensemble(
     })
     if baseline is not None:
         summary.attrs["baseline"] = baseline
+    if "adopted_from" in ds.attrs:  # the store's adopted count, e.g. "adopters (a share) x the data's population"
+        summary.attrs["adopted_from"] = ds.attrs["adopted_from"]
     pop = ds["population"].reset_coords(drop=True)
     if pop.dims == ("site",):
         summary = with_population(summary, np.asarray(pop.values, dtype=np.float64))

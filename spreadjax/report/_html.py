@@ -541,7 +541,7 @@ class _Page:
             ("futures", "How adoption may unfold", self.sec_futures()),
             ("pace", "Pace and extent", self.sec_pace()),
             ("levers", "Which lever matters most", self.sec_levers()),
-            *([("design", "What to do", design_section(self.inp.dir, (self.run.get("model") or {}).get("levers")))]
+            *([("design", "What to do", design_section(self.inp.dir, self.model_info.get("levers")))]
               if (self.inp.dir / "design.json").exists() else []),
             ("calibration", "How well the model fits the data", self.sec_calibration()),
             ("model", "The model, its assumptions and limits", self.sec_model()),
@@ -759,7 +759,7 @@ class _Page:
         if sens is None:
             return _missing("no sensitivity analysis in this folder (<code>sensitivity.json</code> not found), so "
                             "the levers cannot be ranked. <code>spreadjax run</code> writes it.")
-        levers = (self.run.get("model") or {}).get("levers") or {}
+        levers = self.model_info.get("levers") or {}
         out = ""
         top = self._top_lever(sens, levers)
         if top:
@@ -1105,13 +1105,27 @@ class _Page:
                 for i, p in enumerate(summ["parameter"].values)]
 
     # ------------------------------------------------------------------------- 6 model
+    @property
+    def model_info(self) -> Mapping:
+        """The model this run used, as run.json records it, else summary.json (`spreadjax ensemble`
+        writes no run.json); empty when neither does."""
+        for record in (self.run.get("model"), self.s.get("model")):
+            if isinstance(record, Mapping):
+                return record
+        return {}
+
     def sec_model(self) -> str:
-        model = self.run.get("model") if isinstance(self.run.get("model"), Mapping) else {}
+        model = self.model_info
+        if not model:  # an unknown model is not drawn as the flagship
+            return (_missing("<code>run.json</code> not found and <code>summary.json</code> does not record the "
+                             "model, so the model this run used is not known and no diagram is drawn.")
+                    + "<h3>Assumptions and limitations</h3><ul>"
+                    + "".join(f"<li>{esc(a)}</li>" for a in STANDARD_ASSUMPTIONS[:2]) + "</ul>")
         name = str(model.get("name") or "")
         options = model.get("options") if isinstance(model.get("options"), Mapping) else {}
         levers = model.get("levers") if isinstance(model.get("levers"), Mapping) else {}
         if isinstance(model.get("structure"), Mapping):
-            return self._sec_user_model(model["structure"], options)
+            return self._sec_user_model(model["structure"], options, str(model.get("adopted") or ""))
         out = ("<p>The model follows a good practice through four stages: evidence that it works is "
                "<strong>generated</strong> by pilots and adopters; the practice is <strong>recognised</strong> as "
                "good as that evidence builds up (with a delay); organisations hear about it (<strong>"
@@ -1121,9 +1135,6 @@ class _Page:
         if name and name != "four_stage":
             out += (f'<p class="note">This run used the model <code>{esc(name)}</code>; the diagram shows the '
                     "flagship four-stage structure that it builds on.</p>")
-        if not self.run:
-            out += _missing("<code>run.json</code> not found: the model's options and levers are not recorded, "
-                            "so the default four-stage structure is drawn.")
         out += f'<figure class="wide diagram">{stock_flow_svg(options, levers or None)}</figure>'
         if options:
             out += ("<p class=\"note\">Model options: " + ", ".join(f"<code>{esc(k)} = {esc(v)}</code>"
@@ -1136,7 +1147,7 @@ class _Page:
         out += "<ul>" + "".join(f"<li>{esc(a)}</li>" for a in STANDARD_ASSUMPTIONS) + "</ul>"
         return out
 
-    def _sec_user_model(self, structure: Mapping, options: Mapping) -> str:
+    def _sec_user_model(self, structure: Mapping, options: Mapping, adopted: str = "") -> str:
         """A user model (``[model] file``): its own description and a diagram drawn from its structure."""
         from ..models import model_from_dict
         from ._report_figures import model_diagram_svg
@@ -1153,6 +1164,9 @@ class _Page:
         out += ("</p><p>The diagram is drawn from the model's own structure: stocks and delays as boxes, "
                 "flows as pipes between them or from and to clouds outside the model.</p>")
         out += f'<figure class="wide diagram">{model_diagram_svg(model)}</figure>'
+        if adopted:
+            out += (f"<p>The forecasts count as adopted <code>{esc(adopted)}</code> "
+                    "(<code>[observation] cumulative</code> and <code>scale</code> in the config).</p>")
         if options.get("sha256"):
             out += f'<p class="note">Model file SHA-256: <code>{esc(options["sha256"])}</code></p>'
         run_assumptions = [str(a) for a in (self.run.get("assumptions") or []) if a]

@@ -43,7 +43,7 @@ _BATCH = 50  # draws per vmapped batch (bounds memory; every batch has this size
 
 # ------------------------------------------------------------------------------ elasticities
 def _default_levers(model: Any, params: Mapping[str, Any]) -> list[str]:
-    names = list(model.levers()) + ["p", "q"]
+    names = list(model.levers()) + ["p", "q", "push", "pull"]  # push/pull: as imported models name them
     return [n for n in dict.fromkeys(names) if n in params and not isinstance(params[n], Mapping)]
 
 
@@ -98,20 +98,31 @@ def _crossing_time(frac: Any, t: Any, c: float) -> tuple[Any, Any]:
     return time, ever
 
 
-def _member_metrics(sim: Any, pop_name: str, levers: Sequence[str], threshold: float):
-    """``fn(m, draw_params, base, network) -> ((extent, pace), (extent, pace, reached))``."""
+#: key of ``base`` holding the populations (site,) a share is of (not a model parameter)
+_SHARE_OF = "__share_of__"
+
+
+def _member_metrics(sim: Any, pop_name: str | None, levers: Sequence[str], threshold: float,
+                    adopted: tuple[tuple[str, ...], str] = (("adopted",), "count")):
+    """``fn(m, draw_params, base, network) -> ((extent, pace), (extent, pace, reached))``; the adopted
+    count is the sum of the outputs ``adopted[0]``, times ``base[_SHARE_OF]`` for a share
+    (``adopted[1] == "fraction"``), over the population ``pop_name`` (or those populations)."""
     import jax.numpy as jnp
 
     t = jnp.asarray(sim.ts)
+    names, scale = adopted
 
     def fn(m, vals, base, network):
         params = dict(base)
+        share_of = params.pop(_SHARE_OF, None)
         params.update(vals)
         for i, name in enumerate(levers):
             params[name] = params[name] * jnp.exp(m[i])
         out = sim(params, network)
-        adopted = out["adopted"]  # (time, site)
-        frac = jnp.sum(adopted, axis=1) / jnp.sum(params[pop_name])
+        count = sum(out[n] for n in names[1:]) + out[names[0]]  # (time, site)
+        pop = params[pop_name] if pop_name is not None else share_of
+        count = count * share_of if scale == "fraction" else count
+        frac = jnp.sum(count, axis=1) / jnp.sum(pop)
         extent = frac[-1]
         pace, reached = _crossing_time(frac, t.astype(frac.dtype), threshold)
         metrics = jnp.stack([extent, pace])
@@ -121,16 +132,17 @@ def _member_metrics(sim: Any, pop_name: str, levers: Sequence[str], threshold: f
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled(sim: Any, pop_name: str, levers: tuple[str, ...], threshold: float) -> Any:
+def _compiled(sim: Any, pop_name: str | None, levers: tuple[str, ...], threshold: float,
+              adopted: tuple[tuple[str, ...], str] = (("adopted",), "count")) -> Any:
     """``jit(vmap(draw -> (jacobian (metric, lever), metrics, reached)))``, built once per
     structure (a later call with the same config and levers reuses the compiled code)."""
     import jax
     import jax.numpy as jnp
 
-    jac = jax.jacfwd(_member_metrics(sim, pop_name, levers, threshold), has_aux=True)
+    jac = jax.jacfwd(_member_metrics(sim, pop_name, levers, threshold, adopted), has_aux=True)
 
     def per_draw(v, b, net):
-        zero = jnp.zeros(len(levers), b[pop_name].dtype)
+        zero = jnp.zeros(len(levers), b[levers[0]].dtype)
         grads, (metrics, reached) = jac(zero, v, b, net)
         return grads, metrics, reached
 
@@ -215,12 +227,21 @@ def lever_elasticities(
 
     if not (0.0 < float(threshold) < 1.0):
         raise InputError(f"threshold must be a fraction in (0, 1), got {threshold}")
+    from ..ensemble._adopted import AdoptedSource, store_population
+
     sim, base, network = build_simulation(config)
     model = sim.model.model
-    pop_name = model.population
-    if pop_name is None or "adopted" not in sim.model.outputs:
-        raise InputError(f"model {model.name!r}: elasticities need an 'adopted' stock and a population parameter")
-    sim = Simulation(sim.model, sim.ts, sim.dt, ("adopted",), sim.solver, sim.t0, False)
+    source = getattr(config.ensemble, "adopted", None) or AdoptedSource(population=model.population)
+    stocks = {st.name for st in model.stocks} | {d.name for d in model.delays}
+    target = next((o for o in source.outputs if o in stocks), None)
+    pop_name = source.population if source.populations is None else None
+    if (pop_name is None and source.scale == "count") or target is None \
+            or any(o not in sim.model.outputs for o in source.outputs):
+        raise InputError(f"model {model.name!r}: elasticities need an 'adopted' stock and a population parameter, "
+                         "or [observation] cumulative naming a stock")
+    sim = Simulation(sim.model, sim.ts, sim.dt, source.outputs, sim.solver, sim.t0, False)
+    if source.scale == "fraction":
+        base = {**base, _SHARE_OF: store_population(source, base, config.n_sites)}
     levers = list(_default_levers(model, base) if levers is None else levers)
     if not levers:
         raise InputError(f"model {model.name!r}: no levers to differentiate")
@@ -231,14 +252,15 @@ def lever_elasticities(
     if len(set(levers)) != len(levers):
         raise InputError(f"levers must be distinct; got {levers}")
     vals, n, n_given = _check_draws(draws, base, config.n_sites, max_draws)
-    rows = _lever_rows(model, levers, base, set(vals), "adopted", network is not None)
+    rows = _lever_rows(model, levers, {k: v for k, v in base.items() if k != _SHARE_OF}, set(vals), target,
+                       network is not None)
     levers = [r["name"] for r in rows]  # one derivative per lever (group)
-    if not vals:  # the config's values: one draw (the population as is gives vmap its batch axis)
-        vals = {pop_name: np.asarray(base[pop_name], np.float64)[None]}
-    dtype = jnp.asarray(base[pop_name]).dtype
+    if not vals:  # the config's values: one draw (a lever as is gives vmap its batch axis)
+        vals = {levers[0]: np.broadcast_to(np.asarray(base[levers[0]], np.float64), (config.n_sites,))[None]}
+    dtype = jnp.asarray(base[levers[0]]).dtype
 
     batch = min(n, _BATCH)
-    run = _compiled(sim, pop_name, tuple(levers), float(threshold))
+    run = _compiled(sim, pop_name, tuple(levers), float(threshold), (source.outputs, source.scale))
     grads_l, metrics_l, reached_l = [], [], []
     for start in range(0, n, batch):
         stop = min(start + batch, n)
