@@ -15,7 +15,7 @@ from typing import Any
 
 
 from .._errors import ModelError
-from ._expr import Expression, functions, lookup_function, parse
+from ._expr import Expression, functions, lookup_function, parse, reached
 from ._spec import Model
 
 Params = dict[str, Any]  # name -> (site,) array; schedules -> {"times": (k,), "values": (k, site)}
@@ -303,7 +303,7 @@ def _schedule_fn(name: str, interpolation: str) -> Callable:
             def at(i):
                 v = xp.take_along_axis(values, i[None, None, :], axis=0)[0]
                 return v, xp.take_along_axis(times, i[None, :], axis=0)  # (1, member)
-        passed = xp.sum(times <= t, axis=0)
+        passed = xp.sum(reached(xp, t, times), axis=0)  # a stage time on a breakpoint is at it
         if interpolation == "step" or k == 1:
             return at(xp.clip(passed - 1, 0, k - 1))[0]
         i = xp.clip(passed - 1, 0, k - 2)

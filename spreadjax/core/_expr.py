@@ -155,6 +155,23 @@ def _is_called(tree: ast.AST, name: ast.Name) -> bool:
     return any(isinstance(n, ast.Call) and n.func is name for n in ast.walk(tree))
 
 
+#: A time within this many machine epsilons (relative to ``max(|t|, 1)``) before an event counts as
+#: having reached it: a few roundings of ``t0 + k dt + c dt`` (about 4 ulps) with room to spare, and
+#: far below any step (float32 at t = 2000 years: 0.004 years, a fifth of dt = 1/48).
+TIME_EPS = 16
+
+
+def reached(xp: Any, t: Any, at: Any) -> Any:
+    """``t >= at`` where a time within rounding of ``at`` counts as at it (years; any shapes that
+    broadcast). Solver stage times such as ``t + dt`` land on breakpoints on the step grid, and
+    whether the sum rounds just below or onto one depends on how the compiler orders and fuses
+    the arithmetic (``jit`` or not, FMA or not); deciding the tie this way makes the schedule
+    value, and the run, the same under every compilation."""
+    t = xp.asarray(t)
+    eps = xp.finfo(xp.result_type(t, at)).eps
+    return t + TIME_EPS * eps * xp.maximum(xp.abs(t), 1.0) >= at
+
+
 def functions(xp: Any, t: Any, network: Callable[[Any], Any] | None) -> dict[str, Callable]:
     """Bind :data:`FUNCTIONS` to an array module ``xp`` at time ``t`` (years)."""
 

@@ -78,6 +78,28 @@ def test_schedules_step_and_linear_values():
         np.testing.assert_allclose(env["l"], [l0, l1])
 
 
+def test_step_schedule_on_the_step_grid_is_the_same_under_jit_and_not():
+    """RK4 over dS/dt = s(t) with a step schedule breaking at every step: k1 to k3 read the step's
+    value v_i, k4 at t_i + dt the next one, so S(T) = dt sum_i (5 v_i + v_{i+1}) / 6 exactly. The
+    stage time t_i + dt lands on the breakpoint t_{i+1} or an ulp below it depending on how the
+    compiler rounds; both runs must read v_{i+1} there (they differed by 1e-3 relative before)."""
+    n, dt = 24, 1 / 12  # 1/12 is inexact in binary: several k dt + dt round below (k+1) dt
+    model = Model("integrate", schedules=(Schedule("s", (0.0,), (1.0,)),), stocks=(Stock("S", 0.0),),
+                  flows=(Flow("in", "s", None, "S"),))
+    sim = Simulation(compile_model(model), (n * dt,), dt, ("S",), RK4(), 0.0)
+    values = np.random.default_rng(1).uniform(0, 1, (n, 2))
+    params = {"s": {"times": jnp.asarray(dt * np.arange(n)), "values": jnp.asarray(values)}}
+    nxt = np.vstack([values[1:], values[-1:]])  # after the last breakpoint its value holds
+    exact = dt * np.sum(5 * values + nxt, axis=0) / 6
+    eager, jitted = np.asarray(sim(params)["S"][-1]), np.asarray(jax.jit(sim)(params)["S"][-1])
+    np.testing.assert_allclose(eager, exact, rtol=1e-13)  # 24 float64 additions: ~1e-15 round-off
+    np.testing.assert_allclose(jitted, exact, rtol=1e-13)
+    # a time that rounds just below a breakpoint (0.7 + 0.1 = 0.7999999999999999) is at it
+    cm = compile_model(Model("s", schedules=(Schedule("s", (0.0, 0.8), (1.0, 2.0)),)))
+    env = cm.evaluate(jnp.asarray(0.7) + jnp.asarray(0.1), jnp.zeros((0, 1)), cm.params(1, jnp.float64))
+    assert float(0.7 + 0.1) < 0.8 and float(env["s"][0]) == 2.0
+
+
 def test_expression_functions():
     model = Model(
         "fns",
