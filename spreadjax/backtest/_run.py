@@ -68,6 +68,7 @@ def run_backtest(config: Any, out_dir: Path, say: Say = print) -> xr.Dataset:
     times, origins = backtest_origins(config)
     full = build_problem(config, fit_until=math.inf)
     settings = config.backtest
+    fitter = _Fitter(config, full)
     with output_lock(out_dir, "spreadjax backtest"):
         folds = []
         for n, k in enumerate(origins, 1):
@@ -77,7 +78,7 @@ def run_backtest(config: Any, out_dir: Path, say: Say = print) -> xr.Dataset:
             if fold is None:
                 say(f"[{n}/{len(origins)}] origin {times[k]:g} years: calibrating on {k + 1} observation times, "
                     f"forecasting {len(settings.held_out(times, k))}")
-                fold = _fold(config, full, k, ident)
+                fold = _fold(config, full, k, ident, fitter)
                 from .._io import write_netcdf
 
                 write_netcdf(fold, path)
@@ -108,17 +109,47 @@ def _read_fold(path: Path, ident: str) -> xr.Dataset | None:
     return ds if ds.attrs.get("identity") == ident else None
 
 
-def _fold(config: Any, full: Any, k: int, ident: str) -> xr.Dataset:
+class _Fitter:
+    """The config's calibration fitted to the data up to one origin after another. NUTS fits share
+    one compiled program (the data are its arguments, the periods past the origin masked), built
+    at the first fit; other methods calibrate on the data cut at the origin."""
+
+    def __init__(self, config: Any, full: Any):
+        self.config, self.full, self._refitter = config, full, None
+
+    def __call__(self, until: float) -> tuple[dict[str, np.ndarray], list[str]]:
+        """Posterior draws ``{name: (chain, draw, ...)}`` and the diagnostics' flags."""
+        from ..calibrate._run import build_problem, calibrate, check_fit_fits
+
+        s = self.config.calibration.settings
+        if s.method != "nuts":
+            result = calibrate(build_problem(self.config, fit_until=until), s)
+            return result.fit.samples, result.flags
+        from ..calibrate._diagnostics import diagnostic_flags, summarize
+        from ..calibrate._infer import Fit, latent_names
+        from ..calibrate._refit import BatchSettings, Refitter
+        from ..calibrate._run import nuts_stats, parameter_names
+
+        check_fit_fits(self.full, s)
+        reported = parameter_names(self.full)
+        if self._refitter is None:
+            names = tuple(dict.fromkeys([*sorted(latent_names(self.full)), *reported]))
+            batch = BatchSettings(s.chains, s.warmup, s.samples, s.target_accept, s.max_tree_depth)
+            self._refitter = Refitter(self.full, batch, s.seed, names)
+        draws, stats, _ = self._refitter.fit(until)
+        summary = summarize(draws, nuts_stats(Fit("nuts", draws, stats)), var_names=reported)
+        return draws, diagnostic_flags(summary)
+
+
+def _fold(config: Any, full: Any, k: int, ident: str, fit: _Fitter) -> xr.Dataset:
     """Calibrate on the observations up to index ``k``, forecast the held-out ones, score all three."""
     from ..calibrate._infer import predictive
-    from ..calibrate._run import build_problem, calibrate
 
     settings = config.backtest
     times = np.asarray(full.data.times, float)
     ahead = settings.held_out(times, k)
-    problem = build_problem(config, fit_until=float(times[k]))
-    result = calibrate(problem, config.calibration.settings)
-    samples = _thin(result.fit.samples, settings.draws)
+    draws, flags = fit(float(times[k]))
+    samples = _thin(draws, settings.draws)
     expected = predictive(full, samples, settings.seed + k)["expected_adopters"][0]  # (draw, time, site)
     rows = np.concatenate([[k], ahead])
     pop = np.asarray(full.data.population, float)
@@ -146,7 +177,7 @@ def _fold(config: Any, full: Any, k: int, ident: str) -> xr.Dataset:
     ds = xr.Dataset(data, coords={"forecaster": list(FORECASTERS), "quantile": list(QUANTILES),
                                   "time": times[ahead], "site": list(full.data.sites)})
     ds = ds.expand_dims(origin=[float(times[k])])
-    ds["diagnostic_flags"] = ("origin", [len(result.flags)])
+    ds["diagnostic_flags"] = ("origin", [len(flags)])
     ds["trained_share"] = ("origin", [float((k + 1) / len(times))])
     ds["lpd_one_ahead"] = (("origin", "forecaster", "site"), lpd[None],
                            {"long_name": "log predictive density of the next observation's new adopters"})

@@ -196,12 +196,14 @@ def predictive(problem: CalibrationProblem, samples: dict[str, np.ndarray] | Non
         return {k: np.asarray(v)[None] for k, v in out.items()}
     chains, draws = next(iter(samples.values())).shape[:2]
     flat = {k: jnp.reshape(v, (chains * draws,) + v.shape[2:]) for k, v in samples.items()}
-    latent_names = _latent_names(problem)
-    flat = {k: v for k, v in flat.items() if k in latent_names}
+    latents = latent_names(problem)
+    flat = {k: v for k, v in flat.items() if k in latents}
     out = Predictive(lambda: problem.model(observe=False), posterior_samples=flat)(key)
     keep = ("new_adopters", "aware", "expected_adopters")
     return {k: np.asarray(v).reshape((chains, draws) + v.shape[1:]) for k, v in out.items() if k in keep}
 
+
+_LOGLIK: "weakref.WeakKeyDictionary[CalibrationProblem, Callable]" = weakref.WeakKeyDictionary()
 
 #: Draws per batch of the pointwise log-likelihood: one batched simulation of this many draws at a time.
 LOGLIK_CHUNK = 256
@@ -218,11 +220,13 @@ def pointwise_log_likelihood(problem: CalibrationProblem, samples: dict[str, np.
     from numpyro.infer.util import log_likelihood
 
     chains, draws = next(iter(samples.values())).shape[:2]
-    names = _latent_names(problem)
+    names = latent_names(problem)
     flat = {k: np.reshape(v, (chains * draws,) + v.shape[2:]) for k, v in samples.items() if k in names}
     total = chains * draws
     size = min(chunk, total)
-    run = jax.jit(lambda s: log_likelihood(problem.model, s, parallel=True))
+    run = _LOGLIK.get(problem)
+    if run is None:  # kept per problem: a backtest scores every origin's draws on the same problem
+        run = _LOGLIK[problem] = jax.jit(lambda s: log_likelihood(problem.model, s, parallel=True))
     parts: dict[str, list[np.ndarray]] = {}
     for start in range(0, total, size):
         pick = np.minimum(np.arange(start, start + size), total - 1)  # the last chunk padded: no retrace
@@ -235,7 +239,7 @@ def pointwise_log_likelihood(problem: CalibrationProblem, samples: dict[str, np.
     return out
 
 
-def _latent_names(problem: CalibrationProblem) -> set[str]:
+def latent_names(problem: CalibrationProblem) -> set[str]:
     names = set()
     for p in problem.priors:
         names |= set(p.latent_names())

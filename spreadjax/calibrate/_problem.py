@@ -8,7 +8,7 @@ simulates once, and scores the observed new adopters per period.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import jax.numpy as jnp
@@ -28,7 +28,9 @@ GRADIENTS = ("auto", "forward", "reverse")
 @dataclass(frozen=True, eq=False)
 class CountData:
     """Observed counts as arrays: ``new``/``cumulative`` ``(time, site)``, ``population``
-    ``(site,)``, ``initial`` adopters before the first period, optional ``aware`` with a mask."""
+    ``(site,)``, ``initial`` adopters before the first period, optional ``aware`` with a mask, and
+    an optional ``fit_mask`` ``(time,)``: only the periods where it is true are scored (a fit up to
+    an origin that keeps the data's full length, so that every origin shares one program)."""
 
     times: np.ndarray
     sites: tuple[str, ...]
@@ -38,6 +40,7 @@ class CountData:
     initial: Any
     aware: Any = None
     aware_mask: Any = None
+    fit_mask: Any = None
 
     @classmethod
     def from_dataset(cls, ds: xr.Dataset, sites: tuple[str, ...], dtype: Any) -> "CountData":
@@ -71,6 +74,14 @@ class CountData:
         cut = lambda a: None if a is None else a[np.flatnonzero(keep)]  # noqa: E731
         return CountData(self.times[keep], self.sites, cut(self.new), cut(self.cumulative), self.population,
                          self.initial, cut(self.aware), cut(self.aware_mask))
+
+    def mask_after(self, until: float) -> "CountData":
+        """The same periods, with only those ending at or before ``until`` years scored: a fit to
+        this equals a fit to :meth:`truncate`, and has the full data's shapes."""
+        keep = self.times <= until + 1e-9
+        if not keep.any():
+            raise DataError(f"no observations at or before {until:g} years")
+        return replace(self, fit_mask=jnp.asarray(keep))
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,9 +147,12 @@ class CalibrationProblem:
         expected = self.observation.expected(out, d.population)
         numpyro.deterministic("expected_adopters", expected[1:])
         obs_dist = self.observation.distribution(expected, d.cumulative, d.population, d.initial)
+        if d.fit_mask is not None:
+            obs_dist = obs_dist.mask(jnp.asarray(d.fit_mask)[:, None])
         numpyro.sample("new_adopters", obs_dist, obs=d.new if observe else None)
         if d.aware is not None:
             unaware = out["unaware"][1:]  # a share, as the cumulative quantity, with scale = "fraction"
             unaware = unaware * jnp.asarray(d.population)[None] if self.observation.scale == "fraction" else unaware
-            aware_dist = awareness_distribution(unaware, d.population).mask(d.aware_mask)
+            mask = d.aware_mask if d.fit_mask is None else d.aware_mask & jnp.asarray(d.fit_mask)[:, None]
+            aware_dist = awareness_distribution(unaware, d.population).mask(mask)
             numpyro.sample("aware", aware_dist, obs=d.aware if observe else None)

@@ -1,10 +1,11 @@
 """A calibration problem's data as model arguments, and many NUTS fits compiled once.
 
 :meth:`CalibrationProblem.model` closes over the observed counts, so a fit to other counts of the
-same shape traces and compiles the whole sampler again. Here the counts are arguments of the
-numpyro model, and one program, ``jit(vmap(vmap(one chain)))``, runs ``chains`` chains on each
-of ``replications`` data sets at once: simulation-based calibration and other repeated fits
-compile once (the compile dominates small fits: 93 s first fit against 12 s refit on six sites).
+same shape traces and compiles the whole sampler again. Here the counts (and the mask of the
+periods scored) are arguments of the numpyro model, so one compiled program serves every fit:
+:func:`fit_many` runs ``chains`` chains on each of ``replications`` data sets at once
+(simulation-based calibration), and :class:`Refitter` fits the data up to one origin after another
+(backtests). The compile dominates small fits: 93 s first fit against 12 s refit on six sites.
 
 The sampler is numpyro's NUTS through its functional interface (``numpyro.infer.hmc.hmc``), with
 step-size and diagonal mass-matrix adaptation during ``warmup``, as ``run_nuts`` uses it.
@@ -25,12 +26,13 @@ from ._problem import CalibrationProblem
 
 
 def data_model(problem: CalibrationProblem):
-    """``model(new, cumulative)``: ``problem``'s numpyro model scoring the counts it is given,
-    ``new`` and ``cumulative`` ``(time, site)`` (people), in place of the observed ones; the
-    population, the adopters before the first period and any survey come from ``problem``."""
+    """``model(new, cumulative, fit_mask)``: ``problem``'s numpyro model scoring the counts it is
+    given, ``new`` and ``cumulative`` ``(time, site)`` (people), in place of the observed ones, on
+    the periods where ``fit_mask`` ``(time,)`` is true; the population, the adopters before the
+    first period and any survey come from ``problem``."""
 
-    def model(new: Any, cumulative: Any) -> None:
-        data = dataclasses.replace(problem.data, new=new, cumulative=cumulative)
+    def model(new: Any, cumulative: Any, fit_mask: Any) -> None:
+        data = dataclasses.replace(problem.data, new=new, cumulative=cumulative, fit_mask=fit_mask)
         dataclasses.replace(problem, data=data).model()
 
     return model
@@ -99,7 +101,8 @@ def simulate_counts(problem: CalibrationProblem, values: dict[str, np.ndarray], 
 
 @dataclasses.dataclass(frozen=True)
 class BatchSettings:
-    """NUTS settings of :func:`fit_many`: ``chains`` per data set, ``warmup`` and ``samples`` per chain."""
+    """NUTS settings of :func:`fit_many` and :class:`Refitter`: ``chains`` per data set, ``warmup``
+    and ``samples`` per chain."""
 
     chains: int = 2
     warmup: int = 300
@@ -108,54 +111,97 @@ class BatchSettings:
     max_tree_depth: int = 8
 
 
+#: Sampler statistics a :class:`Refitter` keeps per draw (those ``calibrate`` keeps).
+STAT_FIELDS = ("diverging", "energy", "num_steps", "accept_prob", "potential_energy")
+
+
+def chain_program(problem: CalibrationProblem, settings: BatchSettings, seed: int, names: tuple[str, ...],
+                  fields: tuple[str, ...] = ("diverging",)):
+    """``one_chain(key, new, cumulative, fit_mask) -> (draws, stats)``: one NUTS chain of
+    ``problem``'s model on the given counts (``(time, site)``, the periods where ``fit_mask``
+    ``(time,)`` is true), started at the prior median moved by a uniform jitter of +-0.5 on the
+    unconstrained scale. ``draws`` holds ``names`` (constrained, ``(samples, ...)``), ``stats``
+    the sampler's ``fields`` per draw. Pure: map and compile it as the caller needs."""
+    from numpyro.infer import init_to_median
+    from numpyro.infer.hmc import hmc
+    from numpyro.infer.util import initialize_model
+
+    s = settings
+    d = problem.data
+    with jax.numpy_rank_promotion("allow"):  # numpyro's initialisation broadcasts implicitly
+        info, potential_gen, postprocess_gen, _ = initialize_model(
+            jax.random.PRNGKey(seed), data_model(problem),
+            model_args=(jnp.asarray(d.new), jnp.asarray(d.cumulative), _full_mask(problem)),
+            dynamic_args=True, init_strategy=init_to_median(num_samples=15))
+    z0 = info.z
+
+    def one_chain(key: Any, new: Any, cum: Any, fit_mask: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        k_jitter, k_run = jax.random.split(key)
+        leaves, tree = jax.tree.flatten(z0)
+        jitter_keys = jax.random.split(k_jitter, len(leaves))
+        z = jax.tree.unflatten(tree, [v + jax.random.uniform(k, jnp.shape(v), jnp.result_type(v), -0.5, 0.5)
+                                      for k, v in zip(jitter_keys, leaves)])
+        init_kernel, sample_kernel = hmc(potential_gen(new, cum, fit_mask), algo="NUTS")
+        state = init_kernel(z, num_warmup=s.warmup, target_accept_prob=s.target_accept,
+                            max_tree_depth=s.max_tree_depth, rng_key=k_run)
+        state = jax.lax.fori_loop(0, s.warmup, lambda i, st: sample_kernel(st), state)
+
+        def draw(st: Any, _: Any) -> tuple[Any, tuple[Any, dict[str, Any]]]:
+            st = sample_kernel(st)
+            return st, (st.z, {f: getattr(st, f) for f in fields})
+
+        _, (zs, stats) = jax.lax.scan(draw, state, None, length=s.samples)
+        constrained = jax.vmap(postprocess_gen(new, cum, fit_mask))(zs)
+        return {k: constrained[k] for k in names}, stats
+
+    return one_chain
+
+
+def _full_mask(problem: CalibrationProblem) -> Any:
+    d = problem.data
+    return jnp.ones(len(d.times), bool) if d.fit_mask is None else jnp.asarray(d.fit_mask)
+
+
 def fit_many(problem: CalibrationProblem, new: Any, cumulative: Any, settings: BatchSettings,
              seed: int, names: tuple[str, ...]) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, float]]:
     """NUTS fits of ``problem``'s model to each of ``r`` data sets ``new``/``cumulative``
     (``(r, time, site)``), all in one compiled program.
 
     Returns posterior draws of ``names`` (``{name: (r, chain, draw, ...)}``, constrained), the
-    divergences ``(r, chain, draw)`` and the seconds spent compiling and sampling. Each chain starts at the prior median (as ``run_nuts``) moved
-    by a uniform jitter of +-0.5 on the unconstrained scale."""
-    from numpyro.infer import init_to_median
-    from numpyro.infer.hmc import hmc
-    from numpyro.infer.util import initialize_model
-
+    divergences ``(r, chain, draw)`` and the seconds spent compiling and sampling."""
     s = settings
-    model = data_model(problem)
-    d = problem.data
-    with jax.numpy_rank_promotion("allow"):  # numpyro's initialisation broadcasts implicitly
-        info, potential_gen, postprocess_gen, _ = initialize_model(
-            jax.random.PRNGKey(seed), model, model_args=(jnp.asarray(d.new), jnp.asarray(d.cumulative)),
-            dynamic_args=True, init_strategy=init_to_median(num_samples=15))
-    z0 = info.z
-
-    def one_chain(key: Any, new: Any, cum: Any) -> tuple[dict[str, Any], Any]:
-        k_jitter, k_run = jax.random.split(key)
-        leaves, tree = jax.tree.flatten(z0)
-        jitter_keys = jax.random.split(k_jitter, len(leaves))
-        z = jax.tree.unflatten(tree, [v + jax.random.uniform(k, jnp.shape(v), jnp.result_type(v), -0.5, 0.5)
-                                      for k, v in zip(jitter_keys, leaves)])
-        init_kernel, sample_kernel = hmc(potential_gen(new, cum), algo="NUTS")
-        state = init_kernel(z, num_warmup=s.warmup, target_accept_prob=s.target_accept,
-                            max_tree_depth=s.max_tree_depth, rng_key=k_run)
-        state = jax.lax.fori_loop(0, s.warmup, lambda i, st: sample_kernel(st), state)
-
-        def draw(st: Any, _: Any) -> tuple[Any, tuple[Any, Any]]:
-            st = sample_kernel(st)
-            return st, (st.z, st.diverging)
-
-        _, (zs, diverging) = jax.lax.scan(draw, state, None, length=s.samples)
-        constrained = jax.vmap(postprocess_gen(new, cum))(zs)
-        return {k: constrained[k] for k in names}, diverging
-
+    one_chain = chain_program(problem, s, seed, names)
     r = new.shape[0]
     keys = jax.random.split(jax.random.PRNGKey(seed + 1), r * s.chains).reshape(r, s.chains, -1)
-    run = jax.jit(jax.vmap(jax.vmap(one_chain, in_axes=(0, None, None))))
-    args = (keys, jnp.asarray(new), jnp.asarray(cumulative))
+    run = jax.jit(jax.vmap(jax.vmap(one_chain, in_axes=(0, None, None, None)), in_axes=(0, 0, 0, None)))
+    args = (keys, jnp.asarray(new), jnp.asarray(cumulative), _full_mask(problem))
     started = time.perf_counter()
     with jax.numpy_rank_promotion("allow"):
         compiled = run.lower(*args).compile()
         seconds = {"compile": time.perf_counter() - started}
-        draws, diverging = jax.device_get(compiled(*args))
+        draws, stats = jax.device_get(compiled(*args))
     seconds["sample"] = time.perf_counter() - started - seconds["compile"]
-    return {k: np.asarray(v) for k, v in draws.items()}, np.asarray(diverging), seconds
+    return {k: np.asarray(v) for k, v in draws.items()}, np.asarray(stats["diverging"]), seconds
+
+
+class Refitter:
+    """NUTS fits of one problem's model to the same data scored up to different times (a
+    backtest's origins), one after another, from one compiled program: a fit after the first
+    costs sampling only. ``names``: the constrained values to keep."""
+
+    def __init__(self, problem: CalibrationProblem, settings: BatchSettings, seed: int, names: tuple[str, ...]):
+        self.problem, self.settings, self.seed = problem, settings, seed
+        one_chain = chain_program(problem, settings, seed, names, STAT_FIELDS)
+        self._run = jax.jit(jax.vmap(one_chain, in_axes=(0, None, None, None)))
+
+    def fit(self, until: float) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], float]:
+        """Draws ``{name: (chain, draw, ...)}`` and sampler statistics ``{field: (chain, draw)}``
+        of the fit to the periods ending at or before ``until`` years, and the seconds it took."""
+        d = self.problem.data.mask_after(until)
+        keys = jax.random.split(jax.random.PRNGKey(self.seed + 1), self.settings.chains)
+        started = time.perf_counter()
+        with jax.numpy_rank_promotion("allow"):
+            draws, stats = jax.device_get(self._run(keys, jnp.asarray(d.new), jnp.asarray(d.cumulative),
+                                                    jnp.asarray(d.fit_mask)))
+        return ({k: np.asarray(v) for k, v in draws.items()}, {k: np.asarray(v) for k, v in stats.items()},
+                time.perf_counter() - started)

@@ -85,7 +85,7 @@ def calibrate(problem: CalibrationProblem, settings: Any, progress_bar: bool = F
     loglik = pointwise_log_likelihood(problem, fit.samples)
     groups["log_likelihood"] = _dataset(loglik, problem, base_attrs(fit, attrs or {}))
     stats = groups.get("sample_stats")
-    summary = summarize(groups["posterior"], stats, var_names=_parameter_names(problem))
+    summary = summarize(groups["posterior"], stats, var_names=parameter_names(problem))
     flags = diagnostic_flags(summary) if fit.method == "nuts" else [
         f"{fit.method} is an approximation: no convergence diagnostics; use method = \"nuts\" for final results"
     ]
@@ -105,7 +105,7 @@ def check_fit_fits(problem: CalibrationProblem, s: Any) -> None:
                    "lower [calibration] samples, draws or prior_draws")
 
 
-def _parameter_names(problem: CalibrationProblem) -> list[str]:
+def parameter_names(problem: CalibrationProblem) -> list[str]:
     names = []
     for p in problem.priors:
         names += p.reported_names()

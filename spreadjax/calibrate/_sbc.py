@@ -17,7 +17,7 @@ different questions:
   is below :data:`~spreadjax.calibrate._identify.UNINFORMED` is flagged "not identified by data
   like these".
 
-All replications are fitted by one compiled program (:func:`~._sbc_fit.fit_many`).
+All replications are fitted by one compiled program (:func:`~._refit.fit_many`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import numpy as np
 from .._errors import InputError
 from ._identify import CONTRACTED, UNINFORMED, identifiability
 from ._problem import CalibrationProblem
-from ._sbc_fit import BatchSettings, fit_many, prior_values, simulate_counts
+from ._refit import BatchSettings, fit_many, prior_values, simulate_counts
 
 #: Level of the chi-square uniformity test of each parameter's ranks.
 LEVEL = 0.01

@@ -66,7 +66,7 @@ def run_identify(cfg: Any, out_dir: Path, posterior: Path | None, sbc: int | Non
     if sbc is not None:
         from ..calibrate._run import build_problem
         from ..calibrate._sbc import run_sbc
-        from ..calibrate._sbc_fit import BatchSettings
+        from ..calibrate._refit import BatchSettings
         from ._identify_figures import rank_histograms, zscore_contraction
 
         s = cfg.calibration.settings

@@ -261,7 +261,7 @@ def test_identify_posterior_writes_the_verdict_and_the_report_paragraph(tmp_path
 @pytest.mark.slow
 def test_sbc_passes_an_identifiable_structure_and_flags_a_non_identifiable_one(tmp_path):
     from spreadjax.calibrate._sbc import run_sbc
-    from spreadjax.calibrate._sbc_fit import BatchSettings
+    from spreadjax.calibrate._refit import BatchSettings
 
     settings = BatchSettings(chains=2, warmup=150, samples=50, max_tree_depth=6)
     # eight years: the whole S-curve, p from the start and q from the take-off

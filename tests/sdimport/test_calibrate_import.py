@@ -112,7 +112,7 @@ def test_imported_model_recovers_the_parameters_it_simulated(tmp_path):
     import xarray as xr
 
     from spreadjax.calibrate._run import build_problem
-    from spreadjax.calibrate._sbc_fit import simulate_counts
+    from spreadjax.calibrate._refit import simulate_counts
 
     truth = {"push": 0.35, "pull": 2.5}
     cfg = load_config(imported(tmp_path))
