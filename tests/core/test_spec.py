@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from spreadjax import ModelError
-from spreadjax.core import (RK4, Auxiliary, Delay, Flow, Model, Parameter, Schedule, Simulation, Smooth,
-                            Stock, compile_model, simulate)
+from spreadjax.core import (RK4, Auxiliary, Delay, Euler, Flow, Model, Parameter, Schedule, Simulation,
+                            Smooth, Stock, compile_model, simulate)
 
 
 def erlang_model(order):
@@ -98,6 +98,26 @@ def test_step_schedule_on_the_step_grid_is_the_same_under_jit_and_not():
     cm = compile_model(Model("s", schedules=(Schedule("s", (0.0, 0.8), (1.0, 2.0)),)))
     env = cm.evaluate(jnp.asarray(0.7) + jnp.asarray(0.1), jnp.zeros((0, 1)), cm.params(1, jnp.float64))
     assert float(0.7 + 0.1) < 0.8 and float(env["s"][0]) == 2.0
+
+
+@pytest.mark.parametrize("solver", [Euler(), RK4()], ids=["euler", "rk4"])
+def test_step_and_pulse_starting_on_the_step_grid_match_closed_forms(solver):
+    """dS/dt = step(1, k dt) and dP/dt = pulse(k dt, 5 dt) for every k on the grid: Euler counts the
+    steps from k on, S(T) = (n - k) dt and P(T) = 5 dt; RK4's last stage reads the start one step
+    early (+dt/6) and the end of the pulse too (-dt/6). Whether t + dt reached k dt was left to
+    rounding before (4 of 23 starts missed at dt = 1/12)."""
+    n, dt = 24, 1 / 12
+    model = Model("events", parameters=(Parameter("start", 0.0),), stocks=(Stock("S", 0.0), Stock("P", 0.0)),
+                  flows=(Flow("a", "step(1, start)", None, "S"), Flow("b", "pulse(start, 5 / 12)", None, "P")))
+    cm = compile_model(model)
+    sim = Simulation(cm, (n * dt,), dt, ("S", "P"), solver, 0.0)
+    k = np.arange(1, n - 5)
+    run = jax.jit(jax.vmap(lambda s: sim(cm.params(1, jnp.float64, start=s))))
+    out = run(jnp.asarray(k * dt))
+    early = dt / 6 if isinstance(solver, RK4) else 0.0
+    # 24 float64 steps: round-off ~1e-15; a missed tie would be off by dt / 6 or dt
+    np.testing.assert_allclose(np.asarray(out["S"][:, -1, 0]), (n - k) * dt + early, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(out["P"][:, -1, 0]), 5 * dt, rtol=1e-12)
 
 
 def test_expression_functions():
