@@ -149,11 +149,13 @@ def one_ahead(items: Iterable[Any], launch: Callable[[Any], Any]) -> Iterator[tu
         yield in_flight
 
 
-def _members(layout: ChunkLayout, data: dict, draw_vals: dict) -> tuple[dict, dict, tuple[int, int, int]]:
-    """Parameters of every member of a batch of draws, flattened draw-major to ``(member, ...)``
-    over (draw, scenario, replicate), with the ``axes`` that say which leaves are per member."""
+def _members(layout: ChunkLayout, data: dict, draw_vals: dict,
+             n_draws: int = 1) -> tuple[dict, dict, tuple[int, int, int]]:
+    """Parameters of every member of a batch of ``n_draws`` draws, flattened draw-major to
+    ``(member, ...)`` over (draw, scenario, replicate), with the ``axes`` that say which leaves are
+    per member."""
     base, scenarios, explicit = data["base"], data["scenarios"], data["explicit"]
-    n_draws = next(iter(draw_vals.values())).shape[0] if draw_vals else 1
+    n_draws = next(iter(draw_vals.values())).shape[0] if draw_vals else n_draws
     lead = (n_draws, layout.n_scenarios if scenarios else 1, layout.n_replicates)
     n = int(np.prod(lead))
     shared_times = dict(layout.shared_times)
@@ -182,11 +184,14 @@ def _members(layout: ChunkLayout, data: dict, draw_vals: dict) -> tuple[dict, di
         else:
             params[name] = members(drawn, True, False) if scen is None else members(scen, False, True)
             axes[name] = 0
+    if all(a is None for a in axes.values()):  # nothing varies ("fixed"): one parameter per member
+        name = next(k for k, v in params.items() if not isinstance(v, dict))
+        params[name], axes[name] = members(jnp.asarray(params[name])[None, None, None], False, False), 0
     return params, axes, lead
 
 
 def _batch(layout: ChunkLayout, data: dict, draw_index: Any, draw_vals: dict) -> dict:
-    params, axes, lead = _members(layout, data, draw_vals)
+    params, axes, lead = _members(layout, data, draw_vals, draw_index.shape[0])
     keys = None
     if layout.sim.stochastic:
         root = jax.random.PRNGKey(data["seed"])
@@ -209,7 +214,7 @@ def adopted_count(adopted: tuple[tuple[str, ...], str], out: dict, population: A
     total = out[names[0]]
     for name in names[1:]:
         total = total + out[name]
-    return total * population if scale == "fraction" else total
+    return total * population.reshape((1,) * (total.ndim - 1) + (-1,)) if scale == "fraction" else total
 
 
 def _local_chunk(layout: ChunkLayout, data: dict, draw_index: Any, draw_vals: dict) -> dict:

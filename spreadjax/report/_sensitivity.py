@@ -121,7 +121,7 @@ def _member_metrics(sim: Any, pop_name: str | None, levers: Sequence[str], thres
         out = sim(params, network)
         count = sum(out[n] for n in names[1:]) + out[names[0]]  # (time, site)
         pop = params[pop_name] if pop_name is not None else share_of
-        count = count * share_of if scale == "fraction" else count
+        count = count * share_of[None] if scale == "fraction" else count
         frac = jnp.sum(count, axis=1) / jnp.sum(pop)
         extent = frac[-1]
         pace, reached = _crossing_time(frac, t.astype(frac.dtype), threshold)
