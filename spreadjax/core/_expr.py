@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -83,6 +84,24 @@ class _Rewrite(ast.NodeTransformer):
         if isinstance(node.op, ast.Not):
             return ast.Call(ast.Name("_not", ast.Load()), [node.operand], [])
         return node
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        self.generic_visit(node)
+        divisor = _literal(node.right)
+        if isinstance(node.op, ast.Div) and divisor is not None and _literal(node.left) is None:
+            if divisor != 0 and math.isfinite(divisor) and math.frexp(divisor)[0] not in (0.5, -0.5):
+                return ast.Call(ast.Name("_div", ast.Load()), [node.left, node.right], [])
+        return node
+
+
+def _literal(node: ast.AST) -> float | None:
+    """The value of a numeric literal (``10``, ``-2.5``), else None."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = _literal(node.operand)
+        return None if value is None else (-value if isinstance(node.op, ast.USub) else value)
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return float(node.value)
+    return None
 
 
 @dataclass(frozen=True)
@@ -182,6 +201,17 @@ def functions(xp: Any, t: Any, network: Callable[[Any], Any] | None) -> dict[str
         safe = xp.where(b == 0, 1, b)
         return xp.where(b == 0, 0 * a, a / safe)
 
+    def literal_div(a, b):
+        # ``a / 10``: XLA rewrites a division by a constant, or by a scalar broadcast over an
+        # array, as a product with its reciprocal, one rounding off (t / 10 - 10 at t = 60 gave
+        # -4 + 4e-16, and Vensim's INTEGER of it -3). Adding a zero the compiler cannot fold
+        # (0 * a, with a's infinities masked) keeps it a correctly rounded division. Only
+        # divisors whose reciprocal is inexact get here (see _Rewrite.visit_BinOp).
+        if getattr(xp, "__name__", "") == "numpy":
+            return a / b
+        a = xp.asarray(a)
+        return a / (b + 0 * xp.where(xp.isfinite(a), a, 0))
+
     return {
         "exp": xp.exp,
         "log": xp.log,
@@ -196,6 +226,7 @@ def functions(xp: Any, t: Any, network: Callable[[Any], Any] | None) -> dict[str
         "pulse": lambda start, width: xp.where(reached(xp, t, start) & ~reached(xp, t, start + width), 1.0, 0.0),
         "ramp": lambda slope, start, end: slope * (xp.clip(t, start, end) - start),
         "safe_div": safe_div,
+        "_div": literal_div,
         "network": coupling,
         # Sites lead: (site,) for one member, (site, member) for a batch of members.
         "site_sum": lambda x: xp.sum(x, axis=0, keepdims=True) + 0 * x,

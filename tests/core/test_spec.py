@@ -139,6 +139,25 @@ def test_expression_functions():
     np.testing.assert_allclose(env["f"], 6 + 2 + 0)
 
 
+def test_division_by_a_literal_is_correctly_rounded_under_jit():
+    """XLA turns ``x / 10`` into ``x * 0.1``, one rounding off (60 * 0.1 - 10 fused: -4 + 4e-16);
+    equations keep such a division exact, as numpy's IEEE division, eager, jitted and vmapped,
+    and its derivative is still 1 / 10."""
+    model = Model("div", parameters=(Parameter("a", 3.0),),
+                  auxiliaries=(Auxiliary("x", "t / 10 - 10"), Auxiliary("y", "a / -3 + t / 0.5")))
+    cm = compile_model(model)
+    params = cm.params(1, jnp.float64)
+    ts = np.arange(201.0)
+    x = jax.jit(jax.vmap(lambda t: cm.evaluate(t, jnp.zeros((0, 1)), params)["x"]))(jnp.asarray(ts))
+    x = np.asarray(x).reshape(len(ts))  # (a function of t alone may come back without a site axis)
+    np.testing.assert_array_equal(x, ts / 10 - 10)
+    np.testing.assert_array_equal(np.trunc(x), np.trunc(ts / 10 - 10))  # -4 at t = 60
+    y = cm.evaluate(2.0, jnp.zeros((0, 1)), params)["y"]
+    np.testing.assert_array_equal(np.asarray(y), 3.0 / -3 + 2.0 / 0.5)
+    dx = jax.jit(jax.grad(lambda t: cm.evaluate(t, jnp.zeros((0, 1)), params)["x"].sum()))(60.0)
+    np.testing.assert_allclose(dx, 0.1, rtol=1e-15)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(auxiliaries=(Auxiliary("x", "y + 1"), Auxiliary("y", "x * 2"))), "algebraic loop"),
     (dict(auxiliaries=(Auxiliary("x", "nope + 1"),)), "unknown name"),
