@@ -7,7 +7,11 @@
   a cloud; leaving only: to a cloud), so conservation and the stochastic mode keep working. Any
   other net rate becomes one flow ``<stock>_net`` from a cloud, and the stock is not counted.
 * ``DELAY1/DELAY3/DELAYN`` (and the ``I`` forms) become material :class:`Delay` s fed by a flow
-  from a cloud; the call's value is the delay's outflow ``<delay>_exit``. ``SMOOTH/SMOOTH3/
+  from a cloud; the call's value is the delay's outflow ``<delay>_exit``. Vensim's ``DELAY N``
+  follows Vensim: its order is cut at the start until ``order * TIME STEP <= delay time``, and
+  with Euler steps and a delay time that changes during the run, stage ``k`` (from 0) empties at
+  ``order / delay time`` as it was ``k`` steps earlier (explicit stage stocks and flows, the
+  value is the last stage's outflow). ``SMOOTH/SMOOTH3/
   SMOOTHN`` (and ``I`` forms) become :class:`Smooth` s. ``INITIAL(x)`` is the parameter
   expression of ``x`` at the start (exact: it never changes).
 * The subscript dimension chosen as ``sites`` maps onto spreadjax sites; every other dimension is
@@ -37,6 +41,9 @@ _SMOOTHS = {"SMOOTH": (1, False), "SMOOTHI": (1, True), "SMOOTH3": (3, False), "
             "SMOOTHN": (None, True)}
 _DELAYS = {"DELAY1": (1, False), "DELAY1I": (1, True), "DELAY3": (3, False), "DELAY3I": (3, True),
            "DELAYN": (None, True)}
+#: IR functions whose value changes only when their arguments do (not STEP, RAMP, delays, ...)
+_STATIC_FUNCTIONS = (frozenset(_DIRECT) - {"STEP", "RAMP"}) | {
+    "IF_THEN_ELSE", "XIDZ", "LOOKUP_CALL"}
 
 
 @dataclass(frozen=True)
@@ -494,11 +501,15 @@ class _Lowering:
 
         order, given = _DELAYS[node.fn]
         args = node.args
-        if order is None:
-            order = self._order(args[3], e)
         # initial content: the initial outflow times the delay time (Vensim)
         out0 = args[2] if given else args[0]
         content = self.init_expr(BinOp("*", out0, args[1]), e, None)
+        if order is None:
+            order = self._order(args[3], e)
+            if self.p.path.lower().endswith(".mdl"):
+                order = self._fit_order(order, args[1], e)
+                if order > 1 and self.p.method == "euler" and self._varies(args[1]):
+                    return self.delay_n(node, e, order, content)
         name = self._new_name(e, "delay")
         self.generated[e.name].append(("delay", Delay(
             name, self.expr(args[1], e), order, content, e.var.units or "1", f"{node.fn} in {e.label}",
@@ -508,6 +519,57 @@ class _Lowering:
         self.generated[e.name].append(("flow", Flow(
             f"{name}_out", f"{name}_exit", name, None, doc=f"output of {node.fn} in {e.label}")))
         return f"{name}_exit"
+
+    def _fit_order(self, order: int, time: Node, e: _Entry) -> int:
+        """Vensim's DELAY N order: cut at the start until ``order * dt <= delay time`` (at least 1),
+        so no stage empties faster than one step (SDXorg tests/delay_pipeline: order 3 of a 1.25
+        delay at dt 0.5 runs as order 2). A delay time unknown before the run keeps ``order``."""
+        value = _fold(self.at_start(time, e, None), self)
+        while value is not None and order > 1 and order * self.p.dt > value * (1 + 1e-9):
+            order -= 1
+        return order
+
+    def _varies(self, node: Node, seen: frozenset[str] = frozenset()) -> bool:
+        """Whether a resolved expression may change during the run (reads time, a state or a
+        function of them); False only for constants and auxiliaries of constants."""
+        for n in walk(node):
+            if isinstance(n, Call) and n.fn not in _STATIC_FUNCTIONS:
+                return True
+            if not isinstance(n, Ref) or n.name in self.constant:
+                continue
+            target = self.entries.get(n.name)
+            if target is None or n.name in seen or target.var.kind not in ("aux", "lookup"):
+                return True  # time, a stock, or a loop
+            if target.var.kind == "aux" and any(self._varies(x, seen | {n.name}) for x in target.eqs.values()):
+                return True
+        return False
+
+    def delay_n(self, node: Call, e: _Entry, order: int, content: str) -> str:
+        """Vensim's ``DELAY N`` with a delay time that changes: ``order`` stage stocks, each
+        starting at ``content / order``; stage ``k`` (from 0) empties at ``order / T_k`` with
+        ``T_k`` the delay time ``k`` steps earlier (one-step shifts, Euler; Vensim's published
+        output, SDXorg tests/delays). The value is the last stage's outflow."""
+        from ..core import Flow, Stock
+
+        x, time = node.args[0], node.args[1]
+        name = self._new_name(e, "delay")
+        units = e.var.units or "1"
+        times = [self.expr(time, e)]
+        start = self.init_expr(time, e, None)
+        for _ in range(order - 1):
+            times.append(self.previous(times[-1], start, e, "delay_time"))
+        stages = [f"{name}_stage{k + 1}" for k in range(order)]
+        for stage in stages:
+            self.generated[e.name].append(("stock", Stock(
+                stage, f"({content}) / {order}", units, f"stage of {node.fn} in {e.label}", counted=False)))
+        self.generated[e.name].append(("flow", Flow(
+            f"{name}_in", self.expr(x, e), None, stages[0], doc=f"input of {node.fn} in {e.label}")))
+        for k, stage in enumerate(stages):
+            last = k == order - 1
+            self.generated[e.name].append(("flow", Flow(
+                f"{name}_out" if last else f"{name}_stage{k + 1}_out", f"{stage} * {order} / {times[k]}",
+                stage, None if last else stages[k + 1], doc=f"stage {k + 1} outflow of {node.fn} in {e.label}")))
+        return f"{name}_out"
 
     def previous(self, value: str, init: str, e: _Entry, kind: str) -> str:
         """A state holding ``value`` one step earlier (``init`` at the start): the stock ``L`` with
@@ -628,8 +690,9 @@ def _fold(node: Node, low: _Lowering) -> float | None:
 
     if _is_number(node):
         return _number(node)
-    if isinstance(node, Ref) and node.name in low.constant:
-        return _number(next(iter(low.entries[node.name].eqs.values())))
+    if isinstance(node, Ref) and node.name in low.constant:  # its value at the site being lowered
+        eqs = low.entries[node.name].eqs
+        return _number(eqs.get(low._site, next(iter(eqs.values()))))
     if isinstance(node, Unary) and node.op in ("+", "-"):
         v = _fold(node.operand, low)
         return None if v is None else (-v if node.op == "-" else v)

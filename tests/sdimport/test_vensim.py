@@ -473,6 +473,52 @@ def test_delay_n_spelling_and_an_order_that_changes_later_keeps_its_start_value(
     assert a["out"][-1, 0] > 800
 
 
+def test_delay_n_with_a_changing_delay_time_follows_vensims_stage_recurrence_and_conserves(tmp_path):
+    """Vensim's DELAY N: stage k (from 0) empties at n / T(t - k dt), the delay time k steps
+    earlier (SDXorg tests/delays: order 2, T 4 -> 6 at t = 15, reproduced to its printed digits);
+    the value is the last stage's outflow, and the stages conserve what goes in."""
+    path = mdl(tmp_path, "inp= -1 + STEP(5, 5)", "d= 4 + STEP(2, 15) - STEP(1.5, 22)",
+               "out= DELAY N(inp, d, 6, 3)", "shipped= INTEG(out, 0)", "received= INTEG(inp, 0)",
+               stop=40, dt=0.5)
+    imported = import_model(path)
+    stages = [s.name for s in imported.model.stocks if "stage" in s.name]
+    assert len(stages) == 3 and not imported.model.delays
+    got, ts = run(imported, ("out", "shipped", "received", *stages))
+    n, dt = 3, 0.5
+    delay = lambda t: 4 + 2 * (t >= 15) - 1.5 * (t >= 22)  # noqa: E731
+    content = np.full(n, 6 * delay(0) / n)  # initial outflow 6 from every stage
+    want = []
+    for t in ts:
+        times = np.array([delay(max(t - k * dt, 0)) for k in range(n)])
+        out = n * content / times
+        want.append(out[-1])
+        content = content + dt * (np.concatenate([[-1 + 5 * (t >= 5)], out[:-1]]) - out)
+    # the same float64 arithmetic in another order: round-off only
+    np.testing.assert_allclose(got["out"][:, 0], want, rtol=0, atol=1e-12)
+    held = sum(got[s][:, 0] for s in stages)
+    np.testing.assert_allclose(held + got["shipped"][:, 0], 6 * 4 + got["received"][:, 0], rtol=0, atol=1e-12)
+
+
+def test_delay_n_order_is_cut_until_no_stage_is_shorter_than_a_step(tmp_path):
+    # order 3 of a delay of 1.25 at TIME STEP 0.5 runs as order 2 (SDXorg tests/delay_pipeline)
+    a = import_model(mdl(tmp_path, "inp= STEP(4, 1)", "out= DELAY N(inp, 2.5 * TIME STEP, 6, 3)",
+                         name="a.mdl", stop=6, dt=0.5))
+    b = import_model(mdl(tmp_path, "inp= STEP(4, 1)", "out= DELAY N(inp, 2.5 * TIME STEP, 6, 2)",
+                         name="b.mdl", stop=6, dt=0.5))
+    assert [d.order for d in a.model.delays] == [2]
+    np.testing.assert_array_equal(run(a, ("out",))[0]["out"], run(b, ("out",))[0]["out"])
+
+
+def test_integer_of_a_division_is_exact_at_whole_values(tmp_path):
+    """``Time / 10`` is a correctly rounded division (not a product with 0.1), so INTEGER sees
+    -4 at t = 60, not -4 + 1 ulp (SDXorg tests/rounding)."""
+    path = mdl(tmp_path, "a= -10 + Time / 10", "i= INTEGER(a)", "m= MODULO(a, 3)", stop=200, dt=1)
+    got, t = run(import_model(path), ("a", "i", "m"))
+    np.testing.assert_array_equal(got["a"][:, 0], -10 + t / 10)  # numpy: IEEE division
+    np.testing.assert_array_equal(got["i"][:, 0], np.trunc(-10 + t / 10))
+    np.testing.assert_allclose(got["m"][:, 0], np.fmod(-10 + t / 10, 3), rtol=0, atol=1e-13)
+
+
 def test_vmin_vmax_and_sum_over_a_dimension(tmp_path):
     path = mdl(tmp_path, "r: a, b, c", "x[r]= 7, 900, -3", "lo= VMIN(x[r!]) + 0 * Time", "hi= VMAX(x[r!]) + 0 * Time",
                "tot= SUM(x[r!]) + 0 * Time", stop=1)
