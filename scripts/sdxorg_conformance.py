@@ -91,6 +91,10 @@ SUITE_ISSUES = {
                   "as -2.52e-06 (exact: 0, within 1e-6 of zero as spreadjax's -1e-15 is not)",
     "tests/subscripted_delays/test_subscripted_delays.mdl": "single-precision canonical output: 'Stock DelayN' crosses zero, where "
                                  "Vensim's float32 sum (abs. error ~7e-6 on values of ~60) exceeds 1e-4 relative",
+    "samples/simple_harmonic_oscillator/": "single-precision canonical output: near the zero crossings the published "
+                                           "speed and position stray 1e-6 to 1.4e-5 from the float64 Euler sum (which "
+                                           "spreadjax matches to 1e-14), float32 rounding of levels of ~50 over 5000 steps; "
+                                           "'speed' at t=28.1 (-0.00175) is then 9e-4 off relative",
 }
 
 
