@@ -12,22 +12,13 @@ from numpyro.infer.util import log_density
 from spreadjax._config import load_config
 from spreadjax.calibrate._refit import BatchSettings, Refitter
 from spreadjax.calibrate._run import build_problem
+from tests._bass import BASS_MODEL, BASS_PARAMETERS
 
 CONFIG = """title = "two towns, Bass"
-[model]
-name = "four_stage"
-[model.options]
-awareness_stage = {awareness}
-implementation_order = 0
-[sites]
+""" + BASS_MODEL.replace("awareness_stage = false", "awareness_stage = {awareness}") + """[sites]
 names = ["small", "large"]
 [parameters]
-initial_adopters = 0.0
-recognition_baseline = 1.0
-pilot_evidence = 0.0
-adopter_evidence = 0.0
-discontinuation_rate = 0.0
-[data]
+""" + BASS_PARAMETERS + """[data]
 counts = "counts.csv"
 [observation]
 model = "{observation}"

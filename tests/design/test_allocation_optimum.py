@@ -38,6 +38,7 @@ from spreadjax._config import parse_config
 from spreadjax.design._optimise import _value_grad_fn, evaluate
 from spreadjax.design._problem import make_problem, programme
 from spreadjax.design._run import _starts, baseline_x, futures_for, search
+from tests._bass import BASS_MODEL, BASS_PARAMETERS
 
 S, T, STEPS_PER_YEAR, BUDGET = 30, 3.0, 24, 20.0
 _rng = np.random.default_rng(16)
@@ -52,23 +53,13 @@ def _toml_list(values: np.ndarray) -> str:
 
 ALLOCATION = textwrap.dedent(f"""
     title = "Budget allocation across {S} districts, push only (q = 0)"
-    [model]
-    name = "four_stage"
-    [model.options]
-    awareness_stage = false
-    implementation_order = 0
-    [sites]
+{BASS_MODEL}    [sites]
     names = [{", ".join(f'"d{i:02d}"' for i in range(S))}]
     [parameters]
     population = {_toml_list(POPULATION)}
     p = {_toml_list(PUSH)}
     q = 0.0
-    initial_adopters = 0.0
-    recognition_baseline = 1.0
-    pilot_evidence = 0.0
-    adopter_evidence = 0.0
-    discontinuation_rate = 0.0
-    [simulation]
+{BASS_PARAMETERS}    [simulation]
     end = {T}
     steps_per_year = {STEPS_PER_YEAR}
     outputs_per_year = 1
