@@ -20,12 +20,21 @@ def enable_dtype(dtype: str) -> None:
         jax.config.update("jax_enable_x64", True)
 
 
+#: Bytes the compilation cache may hold before the least recently used programs are dropped.
+COMPILE_CACHE_BYTES = 2 * 2**30
+
+
 def set_compile_cache(folder: str, min_compile_seconds: float = 0.5) -> None:
-    """Keep XLA programs that took at least ``min_compile_seconds`` to compile in ``folder``."""
+    """Keep XLA programs that took at least ``min_compile_seconds`` to compile in ``folder``, at
+    most :data:`COMPILE_CACHE_BYTES` of them (least recently used dropped first). The bound also
+    makes JAX take a file lock around every read and write of the folder, so the client and its
+    dask workers, which share it, never read a program another process is half way through
+    writing."""
     import jax
 
     jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_seconds)
+    jax.config.update("jax_compilation_cache_max_size", COMPILE_CACHE_BYTES)
 
 
 def cpu_devices_for_chains(chains: int) -> bool:

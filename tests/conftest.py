@@ -1,4 +1,5 @@
-"""Test settings: float64 available (truth checks need it) and rank promotion raises.
+"""Test settings: float64 available (truth checks need it), rank promotion raises, and XLA's
+compiled programs are kept on disk between tests.
 
 Each test picks its dtype explicitly through ``CompiledModel.params(..., dtype=...)``, so the
 float32 default path is tested too.
@@ -11,13 +12,20 @@ more than a third of the cap, JAX's caches are cleared (their executables freed)
 on demand.
 """
 
+import tempfile
 from pathlib import Path
 
 import jax
 import pytest
 
+from spreadjax._jobs import set_compile_cache
+
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# Many tests compile the same programs from different function objects (each test builds its own
+# problem), which JAX's in-memory caches cannot share: the CLI's on-disk cache can. Both xdist
+# workers and their dask workers share it (JAX locks the folder: see set_compile_cache).
+set_compile_cache(str(Path(tempfile.gettempdir()) / "spreadjax-tests-xla-cache"))
 
 
 def _map_count() -> int:

@@ -28,7 +28,11 @@ def worker(setting, env=None):
 
 
 def test_a_worker_compiles_into_the_clients_cache(tmp_path):
-    assert compile_cache_setting() is None  # the test process has no cache: workers get None
+    import jax
+
+    # workers get this process's cache (the test session's: tests/conftest.py), with its threshold
+    assert compile_cache_setting() == (jax.config.jax_compilation_cache_dir,
+                                       jax.config.jax_persistent_cache_min_compile_time_secs)
     cache = tmp_path / "xla"
     cache.mkdir()
     assert worker([str(cache), 0.0]) == {"used": True, "dir": str(cache)}
