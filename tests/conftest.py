@@ -56,7 +56,8 @@ def _free_compiled_programs():
 
 def pytest_collection_modifyitems(config, items):
     """Files with slow tests first: pytest-xdist hands out whole files (``--dist loadfile``) in
-    collection order, so starting the longest ones first keeps a worker from idling at the end
-    while the other finishes a long file it drew last."""
+    collection order (``--no-loadscope-reorder``: by default it puts the files with the most
+    tests first), so starting the longest ones first keeps a worker from idling at the end while
+    the other finishes a long file it drew last."""
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: item.path not in slow_files)  # stable: the order within files is kept
