@@ -187,12 +187,16 @@ def fit_many(problem: CalibrationProblem, new: Any, cumulative: Any, settings: B
 class Refitter:
     """NUTS fits of one problem's model to the same data scored up to different times (a
     backtest's origins), one after another, from one compiled program: a fit after the first
-    costs sampling only. ``names``: the constrained values to keep."""
+    costs sampling only. ``names``: the constrained values to keep. Chains run one per device
+    when there are enough devices, else vectorised on one."""
 
     def __init__(self, problem: CalibrationProblem, settings: BatchSettings, seed: int, names: tuple[str, ...]):
         self.problem, self.settings, self.seed = problem, settings, seed
         one_chain = chain_program(problem, settings, seed, names, STAT_FIELDS)
-        self._run = jax.jit(jax.vmap(one_chain, in_axes=(0, None, None, None)))
+        # chains in parallel when there are as many devices as chains (as run_nuts), else vectorised
+        parallel = jax.local_device_count() >= settings.chains > 1
+        self._run = (jax.pmap if parallel else lambda f, in_axes: jax.jit(jax.vmap(f, in_axes=in_axes)))(
+            one_chain, in_axes=(0, None, None, None))
 
     def fit(self, until: float) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], float]:
         """Draws ``{name: (chain, draw, ...)}`` and sampler statistics ``{field: (chain, draw)}``
