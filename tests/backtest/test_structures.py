@@ -17,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -133,8 +134,9 @@ def test_the_generating_structure_holds_its_bands_and_wins_and_a_misfit_is_flagg
     (tmp_path / "takeoff_ceiling.toml").write_text('title = "generating"\n' + GENERATING)
     (tmp_path / "pooled_bass.toml").write_text('title = "misfit"\n' + MISFIT)
     out = tmp_path / "cmp"
-    # as a user runs it: a fresh process (one CPU device per chain, no state from other tests)
-    env = {**os.environ, "SPREADJAX_CACHE_DIR": "off"}
+    # as a user runs it: a fresh process (one CPU device per chain, no state from other tests),
+    # with the test session's compile cache in place of the user's (tests/conftest.py)
+    env = {**os.environ, "SPREADJAX_CACHE_DIR": jax.config.jax_compilation_cache_dir or "off"}
     result = subprocess.run([sys.executable, "-m", "spreadjax", "compare", str(tmp_path / "takeoff_ceiling.toml"),
                              str(tmp_path / "pooled_bass.toml"), "--out", str(out)],
                             capture_output=True, text=True, env=env, timeout=1800)
