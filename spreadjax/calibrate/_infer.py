@@ -203,7 +203,9 @@ def predictive(problem: CalibrationProblem, samples: dict[str, np.ndarray] | Non
     return {k: np.asarray(v).reshape((chains, draws) + v.shape[1:]) for k, v in out.items() if k in keep}
 
 
-_LOGLIK: "weakref.WeakKeyDictionary[CalibrationProblem, Callable]" = weakref.WeakKeyDictionary()
+#: problem id -> (weakref to the problem, its jitted log-likelihood); a few at most, as _SAMPLERS
+#: (the function holds its problem, so a weak-keyed mapping would never drop an entry).
+_LOGLIK: dict[int, tuple[Any, Callable]] = {}
 
 #: Draws per batch of the pointwise log-likelihood: one batched simulation of this many draws at a time.
 LOGLIK_CHUNK = 256
@@ -224,9 +226,14 @@ def pointwise_log_likelihood(problem: CalibrationProblem, samples: dict[str, np.
     flat = {k: np.reshape(v, (chains * draws,) + v.shape[2:]) for k, v in samples.items() if k in names}
     total = chains * draws
     size = min(chunk, total)
-    run = _LOGLIK.get(problem)
-    if run is None:  # kept per problem: a backtest scores every origin's draws on the same problem
-        run = _LOGLIK[problem] = jax.jit(lambda s: log_likelihood(problem.model, s, parallel=True))
+    cached = _LOGLIK.get(id(problem))
+    if cached is not None and cached[0]() is problem:  # a backtest scores every origin on one problem
+        run = cached[1]
+    else:
+        run = jax.jit(lambda s: log_likelihood(problem.model, s, parallel=True))
+        while len(_LOGLIK) >= 4:
+            _LOGLIK.pop(next(iter(_LOGLIK)))
+        _LOGLIK[id(problem)] = (weakref.ref(problem), run)
     parts: dict[str, list[np.ndarray]] = {}
     for start in range(0, total, size):
         pick = np.minimum(np.arange(start, start + size), total - 1)  # the last chunk padded: no retrace
